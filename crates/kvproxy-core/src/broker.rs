@@ -1,0 +1,381 @@
+//! The broker turns "a token for this profile" into as few network calls as possible: cached tokens cost
+//! nothing, known key info costs one sign and one token request, and concurrent callers asking for the same
+//! cold token share a single fetch.
+
+use crate::assertion::UnsignedAssertion;
+use crate::cloud::Cloud;
+use crate::credential::key_vault_credential;
+use crate::entra::request_token;
+use crate::error::{Error, Result};
+use crate::http::{HttpTimeouts, build_client, read_ca_file};
+use crate::keyinfo::{KeyInfo, KeyInfoStore};
+use crate::keyvault::VaultClients;
+use crate::profile::{CredentialSource, Profile, SigningAlgorithm};
+use crate::secret::SecretString;
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Retries of Key Vault calls on 429 (honouring `Retry-After`) and 5xx, done by the SDK's retry policy.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    pub max_retries: u32,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub max_total: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_retries: 4,
+            initial_delay: Duration::from_millis(400),
+            max_delay: Duration::from_secs(10),
+            max_total: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// A cached token closer than this to expiry is refreshed in the background while still served.
+    pub refresh_margin: Duration,
+    /// A token with less than this left is never served: the caller would get a token that dies in flight.
+    pub min_remaining: Duration,
+    pub timeouts: HttpTimeouts,
+    pub key_vault_retry: RetrySettings,
+    pub key_info_store: KeyInfoStore,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        Self {
+            refresh_margin: Duration::from_secs(300),
+            min_remaining: Duration::from_secs(60),
+            timeouts: HttpTimeouts::default(),
+            key_vault_retry: RetrySettings::default(),
+            key_info_store: KeyInfoStore::new(None),
+        }
+    }
+}
+
+/// An access token handed to a caller.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub access_token: SecretString,
+    pub expires_on: OffsetDateTime,
+    pub scope: String,
+    pub profile: String,
+    /// Minted by the local emulator, not by Azure.
+    pub demo: bool,
+    /// Served from the in-memory cache without any network call.
+    pub from_cache: bool,
+}
+
+impl IssuedToken {
+    pub fn lifetime(&self) -> time::Duration {
+        self.expires_on - OffsetDateTime::now_utc()
+    }
+}
+
+/// Options for one token request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenOptions {
+    /// Ignore a cached token and fetch a new one (the new one replaces it in the cache).
+    pub skip_cache: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TokenKey {
+    authority: String,
+    tenant: String,
+    client_id: String,
+    vault_url: String,
+    certificate: String,
+    algorithm: SigningAlgorithm,
+    scope: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct VaultKey {
+    vault_url: String,
+    credential: CredentialSource,
+    cloud: Cloud,
+    tenant: String,
+}
+
+#[derive(Default)]
+struct Slot {
+    current: RwLock<Option<IssuedToken>>,
+    fetch: tokio::sync::Mutex<()>,
+    refreshing: AtomicBool,
+    /// Bumped on every store, so a waiter can tell a token fetched while it waited from an old one.
+    generation: AtomicU64,
+}
+
+impl Slot {
+    fn store(&self, token: IssuedToken) {
+        *self.current.write() = Some(token);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Inner {
+    options: BrokerOptions,
+    http: Mutex<HashMap<Option<PathBuf>, reqwest::Client>>,
+    vaults: Mutex<HashMap<VaultKey, Arc<VaultClients>>>,
+    key_info: Mutex<HashMap<String, KeyInfo>>,
+    key_info_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    tokens: Mutex<HashMap<TokenKey, Arc<Slot>>>,
+}
+
+/// Mints and caches tokens. Cheap to clone; clones share caches.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    pub fn new(options: BrokerOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                options,
+                http: Mutex::default(),
+                vaults: Mutex::default(),
+                key_info: Mutex::default(),
+                key_info_locks: Mutex::default(),
+                tokens: Mutex::default(),
+            }),
+        }
+    }
+
+    /// A token for `profile` and `scope` (the profile's first scope when `None`).
+    pub async fn token(&self, profile: &Profile, scope: Option<&str>, options: TokenOptions) -> Result<IssuedToken> {
+        profile.validate()?;
+        let scope = profile.scope(scope)?.to_string();
+        let cloud = profile.cloud()?;
+        let key = TokenKey {
+            authority: cloud.authority_host(),
+            tenant: profile.tenant.clone(),
+            client_id: profile.client_id.clone(),
+            vault_url: cloud.check_vault_url(&profile.vault_url)?.to_string(),
+            certificate: profile.certificate.clone(),
+            algorithm: profile.algorithm,
+            scope: scope.clone(),
+        };
+        let slot = self.inner.tokens.lock().entry(key).or_default().clone();
+
+        if !options.skip_cache
+            && let Some(token) = self.usable(&slot)
+        {
+            if token.expires_on - OffsetDateTime::now_utc() < self.inner.options.refresh_margin
+                && !slot.refreshing.swap(true, Ordering::SeqCst)
+            {
+                self.refresh_in_background(slot.clone(), profile.clone(), scope.clone());
+            }
+            return Ok(IssuedToken {
+                from_cache: true,
+                ..token
+            });
+        }
+
+        let seen = slot.generation.load(Ordering::SeqCst);
+        let _guard = slot.fetch.lock().await;
+        // Whoever held the lock before us may have just fetched what we need (single flight).
+        if let Some(token) = self.usable(&slot)
+            && (!options.skip_cache || slot.generation.load(Ordering::SeqCst) != seen)
+        {
+            return Ok(IssuedToken {
+                from_cache: true,
+                ..token
+            });
+        }
+        let token = self.fetch(profile, &cloud, &scope).await?;
+        slot.store(token.clone());
+        Ok(token)
+    }
+
+    fn usable(&self, slot: &Slot) -> Option<IssuedToken> {
+        let current = slot.current.read();
+        let token = current.as_ref()?;
+        (token.expires_on - OffsetDateTime::now_utc() > self.inner.options.min_remaining).then(|| token.clone())
+    }
+
+    fn refresh_in_background(&self, slot: Arc<Slot>, profile: Profile, scope: String) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let _guard = slot.fetch.lock().await;
+                let cloud = profile.cloud()?;
+                let token = broker.fetch(&profile, &cloud, &scope).await?;
+                slot.store(token);
+                Ok::<_, Error>(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(profile = %profile.name, error = %e, "background token refresh failed; the cached token is served until it expires");
+            }
+            slot.refreshing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Key info for the profile's certificate: memory, then the OS keyring, then Key Vault.
+    /// `refresh` goes to Key Vault and replaces what was cached.
+    pub async fn key_info(&self, profile: &Profile, refresh: bool) -> Result<KeyInfo> {
+        profile.validate()?;
+        let cloud = profile.cloud()?;
+        let vault = self.vault_clients(profile, &cloud)?;
+        self.key_info_with(profile, &cloud, &vault, refresh).await
+    }
+
+    async fn key_info_with(
+        &self,
+        profile: &Profile,
+        cloud: &Cloud,
+        vault: &VaultClients,
+        refresh: bool,
+    ) -> Result<KeyInfo> {
+        let vault_url = cloud.check_vault_url(&profile.vault_url)?.to_string();
+        let id = KeyInfo::cache_id(&vault_url, &profile.certificate);
+        let lock = self.inner.key_info_locks.lock().entry(id.clone()).or_default().clone();
+        let _guard = lock.lock().await;
+        let store = &self.inner.options.key_info_store;
+        if !refresh {
+            if let Some(info) = self.inner.key_info.lock().get(&id).cloned() {
+                return Ok(info);
+            }
+            match store.load(&vault_url, &profile.certificate).await {
+                Ok(Some(info)) => {
+                    self.inner.key_info.lock().insert(id, info.clone());
+                    return Ok(info);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not read key info from the OS keyring; asking Key Vault"),
+            }
+        }
+        let info = vault.key_info(&profile.certificate).await?;
+        if info.expires < OffsetDateTime::now_utc() {
+            tracing::warn!(certificate = %profile.certificate, expires = %info.expires, "the certificate has expired; Entra will refuse it");
+        }
+        self.inner.key_info.lock().insert(id, info.clone());
+        if let Err(e) = store.save(&info).await {
+            tracing::warn!(error = %e, "could not save key info to the OS keyring; it is cached for this process only");
+        }
+        Ok(info)
+    }
+
+    async fn fetch(&self, profile: &Profile, cloud: &Cloud, scope: &str) -> Result<IssuedToken> {
+        let vault = self.vault_clients(profile, cloud)?;
+        let http = self.http_for(cloud)?;
+        let info = self.key_info_with(profile, cloud, &vault, false).await?;
+        match self
+            .sign_and_exchange(profile, cloud, &vault, &http, &info, scope)
+            .await
+        {
+            // The certificate was rotated (Entra knows only the new one) or the pinned key version is
+            // gone: our key info is stale. Refresh it once; a second failure is real.
+            Err(Error::Entra(e)) if e.is_key_not_found() => {
+                tracing::info!(profile = %profile.name, "Entra did not accept the cached certificate; refreshing key info and retrying once");
+                let info = self.key_info_with(profile, cloud, &vault, true).await?;
+                self.sign_and_exchange(profile, cloud, &vault, &http, &info, scope)
+                    .await
+            }
+            Err(Error::KeyVault {
+                status: 404,
+                operation: "sign",
+                ..
+            }) => {
+                let info = self.key_info_with(profile, cloud, &vault, true).await?;
+                self.sign_and_exchange(profile, cloud, &vault, &http, &info, scope)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn sign_and_exchange(
+        &self,
+        profile: &Profile,
+        cloud: &Cloud,
+        vault: &VaultClients,
+        http: &reqwest::Client,
+        info: &KeyInfo,
+        scope: &str,
+    ) -> Result<IssuedToken> {
+        let endpoint = cloud.token_endpoint(&profile.tenant);
+        let unsigned = UnsignedAssertion::new(
+            profile.algorithm,
+            &info.thumbprints,
+            &profile.client_id,
+            &endpoint,
+            OffsetDateTime::now_utc(),
+        );
+        let signature = vault.sign(info, profile.algorithm, &unsigned.digest()).await?;
+        let assertion = SecretString::new(unsigned.with_signature(&signature));
+        let response = request_token(http, &endpoint, &profile.client_id, scope, assertion.expose()).await?;
+        Ok(IssuedToken {
+            access_token: response.access_token,
+            expires_on: response.expires_on,
+            scope: scope.to_string(),
+            profile: profile.name.clone(),
+            demo: cloud.is_emulator(),
+            from_cache: false,
+        })
+    }
+
+    fn http_for(&self, cloud: &Cloud) -> Result<reqwest::Client> {
+        let ca = cloud.ca_file().cloned();
+        if let Some(client) = self.inner.http.lock().get(&ca) {
+            return Ok(client.clone());
+        }
+        let pem = ca.as_deref().map(read_ca_file).transpose()?;
+        let client = build_client(self.inner.options.timeouts, pem.as_deref())?;
+        self.inner.http.lock().insert(ca, client.clone());
+        Ok(client)
+    }
+
+    fn vault_clients(&self, profile: &Profile, cloud: &Cloud) -> Result<Arc<VaultClients>> {
+        let vault_url = cloud.check_vault_url(&profile.vault_url)?.to_string();
+        let key = VaultKey {
+            vault_url: vault_url.clone(),
+            credential: profile.credential,
+            cloud: cloud.clone(),
+            tenant: profile.tenant.clone(),
+        };
+        if let Some(clients) = self.inner.vaults.lock().get(&key) {
+            return Ok(clients.clone());
+        }
+        let http = self.http_for(cloud)?;
+        let options = sdk_client_options(http, self.inner.options.key_vault_retry);
+        let credential = key_vault_credential(profile.credential, cloud, &profile.tenant, options.clone())?;
+        let clients = Arc::new(VaultClients::new(&vault_url, profile.credential, credential, options)?);
+        self.inner.vaults.lock().insert(key, clients.clone());
+        Ok(clients)
+    }
+}
+
+/// SDK client options that route through our shared HTTP client and retry policy.
+pub(crate) fn sdk_client_options(http: reqwest::Client, retry: RetrySettings) -> ClientOptions {
+    let to_time = |d: Duration| time::Duration::try_from(d).unwrap_or(time::Duration::seconds(30));
+    ClientOptions {
+        transport: Some(Transport::new(Arc::new(http))),
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: to_time(retry.initial_delay),
+            max_retries: retry.max_retries,
+            max_total_elapsed: to_time(retry.max_total),
+            max_delay: to_time(retry.max_delay),
+        }),
+        ..Default::default()
+    }
+}

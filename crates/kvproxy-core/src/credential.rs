@@ -1,0 +1,90 @@
+//! The credential that authenticates us to Key Vault (not to be confused with the app identity whose
+//! token we mint). The Rust SDK has no DefaultAzureCredential, so each source is composed here.
+
+use crate::cloud::Cloud;
+use crate::error::{Error, Result};
+use crate::profile::CredentialSource;
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::ClientOptions;
+use azure_identity::{
+    AzureCliCredential, AzureDeveloperCliCredential, ClientAssertionCredentialOptions, ClientSecretCredential,
+    ClientSecretCredentialOptions, DeveloperToolsCredential, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+use std::sync::Arc;
+
+/// The emulator's built-in developer sign-in, the local stand-in for `az login`. Not a secret: it only
+/// opens the local demo vault.
+pub const EMULATOR_DEVELOPER_CLIENT_ID: &str = "d3ve1000-0000-4000-8000-000000000001";
+pub const EMULATOR_DEVELOPER_CLIENT_SECRET: &str = "kvproxy-emulator-developer-not-a-secret";
+
+pub(crate) fn key_vault_credential(
+    source: CredentialSource,
+    cloud: &Cloud,
+    tenant: &str,
+    client_options: ClientOptions,
+) -> Result<Arc<dyn TokenCredential>> {
+    let failed = |e: azure_core::Error| credential_error(source, &e);
+    let mut client_options = client_options;
+    client_options.cloud = Some(Arc::new(cloud.sdk_cloud()));
+    Ok(match source {
+        CredentialSource::Auto => DeveloperToolsCredential::new(None).map_err(failed)?,
+        CredentialSource::AzureCli => AzureCliCredential::new(None).map_err(failed)?,
+        CredentialSource::Azd => AzureDeveloperCliCredential::new(None).map_err(failed)?,
+        CredentialSource::ManagedIdentity => ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+            client_options,
+            ..Default::default()
+        }))
+        .map_err(failed)?,
+        CredentialSource::WorkloadIdentity => {
+            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions { client_options },
+                ..Default::default()
+            }))
+            .map_err(failed)?
+        }
+        CredentialSource::ServicePrincipal => {
+            let var = |name: &str| {
+                std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| Error::Credential {
+                    source_name: source.as_str().into(),
+                    message: format!("{name} is not set"),
+                    hint: "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for the principal that may read the certificate and sign with its key".into(),
+                })
+            };
+            let tenant = var("AZURE_TENANT_ID")?;
+            let client = var("AZURE_CLIENT_ID")?;
+            let secret = var("AZURE_CLIENT_SECRET")?;
+            ClientSecretCredential::new(
+                &tenant,
+                client,
+                Secret::new(secret),
+                Some(ClientSecretCredentialOptions { client_options }),
+            )
+            .map_err(failed)?
+        }
+        CredentialSource::Emulator => ClientSecretCredential::new(
+            tenant,
+            EMULATOR_DEVELOPER_CLIENT_ID.into(),
+            Secret::new(EMULATOR_DEVELOPER_CLIENT_SECRET),
+            Some(ClientSecretCredentialOptions { client_options }),
+        )
+        .map_err(failed)?,
+    })
+}
+
+pub(crate) fn credential_error(source: CredentialSource, e: &azure_core::Error) -> Error {
+    let hint = match source {
+        CredentialSource::Auto => "sign in with `az login` (or `azd auth login`), or choose another credential source",
+        CredentialSource::AzureCli => "sign in with `az login`; check `az account show` lists the right tenant",
+        CredentialSource::Azd => "sign in with `azd auth login`",
+        CredentialSource::ManagedIdentity => "managed identity only works on Azure compute (VM, App Service, ...)",
+        CredentialSource::ServicePrincipal => "check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+        CredentialSource::WorkloadIdentity => "check AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID",
+        CredentialSource::Emulator => "is `kvproxy demo` still running?",
+    };
+    Error::Credential {
+        source_name: source.as_str().into(),
+        message: crate::entra::error_chain(e),
+        hint: hint.into(),
+    }
+}

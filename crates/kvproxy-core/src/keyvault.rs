@@ -1,0 +1,205 @@
+//! Key Vault through the official SDK: read the certificate (for its key id and thumbprints) and sign a
+//! digest with its key. The private key never leaves the vault; all we hold is a signature.
+
+use crate::assertion::Thumbprints;
+use crate::error::{Error, Result};
+use crate::keyinfo::KeyInfo;
+use crate::profile::{CredentialSource, SigningAlgorithm};
+use azure_core::credentials::TokenCredential;
+use azure_core::http::ClientOptions;
+use azure_security_keyvault_certificates::CertificateClient;
+use azure_security_keyvault_certificates::models::CertificateClientGetCertificateOptions;
+use azure_security_keyvault_keys::KeyClient;
+use azure_security_keyvault_keys::models::{KeyClientSignOptions, SignParameters, SignatureAlgorithm};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// The two SDK clients for one vault. Kept for the life of the process: each learns the vault's auth
+/// challenge once and caches its access token.
+pub(crate) struct VaultClients {
+    vault_url: String,
+    source: CredentialSource,
+    certificates: CertificateClient,
+    keys: KeyClient,
+}
+
+impl VaultClients {
+    pub(crate) fn new(
+        vault_url: &str,
+        source: CredentialSource,
+        credential: Arc<dyn TokenCredential>,
+        client_options: ClientOptions,
+    ) -> Result<Self> {
+        let sdk = |e: azure_core::Error| Error::invalid("vault_url", format!("'{vault_url}': {e}"));
+        let certificates = CertificateClient::new(
+            vault_url,
+            credential.clone(),
+            Some(azure_security_keyvault_certificates::CertificateClientOptions {
+                client_options: client_options.clone(),
+                ..Default::default()
+            }),
+        )
+        .map_err(sdk)?;
+        let keys = KeyClient::new(
+            vault_url,
+            credential,
+            Some(azure_security_keyvault_keys::KeyClientOptions {
+                client_options,
+                ..Default::default()
+            }),
+        )
+        .map_err(sdk)?;
+        Ok(Self {
+            vault_url: vault_url.to_string(),
+            source,
+            certificates,
+            keys,
+        })
+    }
+
+    /// Reads the latest version of a certificate: its key id, DER (for thumbprints) and validity.
+    pub(crate) async fn key_info(&self, certificate: &str) -> Result<KeyInfo> {
+        let response = self
+            .certificates
+            .get_certificate(certificate, None::<CertificateClientGetCertificateOptions<'_>>)
+            .await
+            .map_err(|e| self.error("get certificate", certificate, &e))?;
+        let cert = response.into_model().map_err(|e| Error::Protocol {
+            target: self.vault_url.clone(),
+            message: e.to_string(),
+        })?;
+        let der = cert.cer.ok_or_else(|| {
+            Error::Certificate(format!(
+                "'{certificate}' has no public certificate (is it still pending?)"
+            ))
+        })?;
+        let key_id = cert
+            .kid
+            .ok_or_else(|| Error::Certificate(format!("'{certificate}' has no key id")))?;
+        let (subject, not_before, expires) = parse_certificate(&der)?;
+        let version = cert
+            .id
+            .as_deref()
+            .and_then(|id| id.trim_end_matches('/').rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let info = KeyInfo {
+            vault_url: self.vault_url.clone(),
+            certificate: certificate.to_string(),
+            key_id,
+            certificate_version: version,
+            thumbprints: Thumbprints::of_der(&der),
+            subject,
+            not_before,
+            expires,
+        };
+        info.key_name_and_version()?;
+        Ok(info)
+    }
+
+    pub(crate) async fn sign(&self, info: &KeyInfo, algorithm: SigningAlgorithm, digest: &[u8; 32]) -> Result<Vec<u8>> {
+        let (name, version) = info.key_name_and_version()?;
+        let parameters = SignParameters {
+            algorithm: Some(match algorithm {
+                SigningAlgorithm::PS256 => SignatureAlgorithm::Ps256,
+                SigningAlgorithm::RS256 => SignatureAlgorithm::Rs256,
+            }),
+            value: Some(digest.to_vec()),
+        };
+        let content = parameters.try_into().map_err(|e: azure_core::Error| Error::Protocol {
+            target: self.vault_url.clone(),
+            message: e.to_string(),
+        })?;
+        let response = self
+            .keys
+            .sign(
+                &name,
+                content,
+                Some(KeyClientSignOptions {
+                    key_version: Some(version),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.error("sign", &info.certificate, &e))?;
+        let result = response.into_model().map_err(|e| Error::Protocol {
+            target: self.vault_url.clone(),
+            message: e.to_string(),
+        })?;
+        result.result.ok_or_else(|| Error::Protocol {
+            target: self.vault_url.clone(),
+            message: "sign returned no signature".into(),
+        })
+    }
+
+    fn error(&self, operation: &'static str, certificate: &str, e: &azure_core::Error) -> Error {
+        use azure_core::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::Credential => crate::credential::credential_error(self.source, e),
+            ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response,
+            } => {
+                let status = u16::from(*status);
+                let message = raw_response
+                    .as_ref()
+                    .and_then(|r| serde_json::from_slice::<serde_json::Value>(r.body().as_ref()).ok())
+                    .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string))
+                    .or_else(|| error_code.clone())
+                    .unwrap_or_else(|| format!("HTTP {status}"));
+                let hint = match status {
+                    401 => Some(
+                        "the Key Vault credential was refused; sign in again (az login) or check the credential source"
+                            .to_string(),
+                    ),
+                    403 if operation == "sign" => Some(format!(
+                        "grant the signed-in identity the 'Key Vault Crypto User' role (or the keys 'sign' access policy) on {}",
+                        self.vault_url
+                    )),
+                    403 => Some(format!(
+                        "grant the signed-in identity the 'Key Vault Certificate User' role (or the certificates 'get' access policy) on {}",
+                        self.vault_url
+                    )),
+                    404 => Some(format!(
+                        "check that certificate '{certificate}' exists in {} and the vault URL is right",
+                        self.vault_url
+                    )),
+                    429 => Some("Key Vault kept throttling after retries; try again in a minute".to_string()),
+                    s if s >= 500 => Some("Key Vault kept failing after retries; try again later".to_string()),
+                    _ => None,
+                };
+                Error::KeyVault {
+                    operation,
+                    status,
+                    message,
+                    hint,
+                }
+            }
+            ErrorKind::Connection | ErrorKind::Io => Error::Network {
+                target: self.vault_url.clone(),
+                message: crate::entra::error_chain(e),
+            },
+            _ => Error::KeyVault {
+                operation,
+                status: 0,
+                message: crate::entra::error_chain(e),
+                hint: None,
+            },
+        }
+    }
+}
+
+fn parse_certificate(der: &[u8]) -> Result<(String, OffsetDateTime, OffsetDateTime)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| Error::Certificate(format!("not an X.509 certificate: {e}")))?;
+    let validity = cert.validity();
+    let to_time = |t: x509_parser::time::ASN1Time| {
+        OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| Error::Certificate(e.to_string()))
+    };
+    Ok((
+        cert.subject().to_string(),
+        to_time(validity.not_before)?,
+        to_time(validity.not_after)?,
+    ))
+}

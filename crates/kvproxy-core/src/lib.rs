@@ -1,0 +1,30 @@
+//! KeyVault Proxy's engine: app-only Entra ID access tokens for an app whose certificate lives in Azure
+//! Key Vault with a non-exportable key. The engine builds the client assertion, has Key Vault sign its
+//! digest, and exchanges it at the Entra token endpoint. No private key is ever held here.
+//!
+//! Entry points: [`Broker`] (cached, single-flight tokens for [`Profile`]s, used by the CLI, the loopback
+//! server and the tray app) and [`KeyVaultAssertion`] (an `azure_identity::ClientAssertion` for
+//! production services).
+
+pub mod assertion;
+pub mod broker;
+pub mod client_assertion;
+pub mod cloud;
+pub mod credential;
+pub mod entra;
+pub mod error;
+pub mod http;
+pub mod keyinfo;
+mod keyvault;
+pub mod profile;
+pub mod secret;
+
+pub use assertion::{Thumbprints, decode_claims};
+pub use broker::{Broker, BrokerOptions, IssuedToken, RetrySettings, TokenOptions};
+pub use client_assertion::{KeyVaultAssertion, KeyVaultAssertionOptions};
+pub use cloud::{Cloud, CloudName, CustomCloud};
+pub use entra::EntraError;
+pub use error::{Error, ErrorClass, Result};
+pub use keyinfo::{KeyInfo, KeyInfoStore, platform_keyring};
+pub use profile::{CredentialSource, Profile, ProfileFile, ProfileStore, SigningAlgorithm, config_dir};
+pub use secret::SecretString;

@@ -1,0 +1,562 @@
+//! Profiles: what a developer names once (app, tenant, vault, certificate, scope) so that getting a token
+//! is one word. They live in a TOML file that never holds a secret; secrets and key info go to the OS
+//! keyring. The file is written atomically, and a file we cannot parse is reported and left alone:
+//! a tool that silently "repairs" a config by emptying it loses a user's work.
+
+use crate::cloud::{Cloud, CloudName, CustomCloud};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// How the client assertion is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PSS with SHA-256; the header carries `x5t#S256`. Current Entra guidance.
+    #[default]
+    PS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256; the header carries `x5t` (SHA-1). What older tools send.
+    RS256,
+}
+
+impl SigningAlgorithm {
+    pub fn parse(value: &str) -> Result<Self> {
+        match value.to_ascii_uppercase().as_str() {
+            "PS256" => Ok(Self::PS256),
+            "RS256" => Ok(Self::RS256),
+            _ => Err(Error::invalid(
+                "algorithm",
+                format!("'{value}' is not supported; use PS256 (default) or RS256"),
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PS256 => "PS256",
+            Self::RS256 => "RS256",
+        }
+    }
+}
+
+/// Where the Key Vault access token (for `get certificate` and `sign`) comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialSource {
+    /// Azure CLI, then Azure Developer CLI.
+    #[default]
+    Auto,
+    AzureCli,
+    Azd,
+    ManagedIdentity,
+    /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` from the environment.
+    ServicePrincipal,
+    /// `AZURE_FEDERATED_TOKEN_FILE` and friends, as set by AKS workload identity.
+    WorkloadIdentity,
+    /// The local emulator's built-in developer sign-in (`kvproxy demo` only).
+    Emulator,
+}
+
+impl CredentialSource {
+    pub const ALL: [&'static str; 7] = [
+        "auto",
+        "azure-cli",
+        "azd",
+        "managed-identity",
+        "service-principal",
+        "workload-identity",
+        "emulator",
+    ];
+
+    pub fn parse(value: &str) -> Result<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "azure-cli" | "az" | "cli" => Ok(Self::AzureCli),
+            "azd" => Ok(Self::Azd),
+            "managed-identity" | "msi" => Ok(Self::ManagedIdentity),
+            "service-principal" | "environment" | "env" => Ok(Self::ServicePrincipal),
+            "workload-identity" => Ok(Self::WorkloadIdentity),
+            "emulator" => Ok(Self::Emulator),
+            _ => Err(Error::invalid(
+                "credential",
+                format!(
+                    "unknown credential source '{value}'; use one of {}",
+                    Self::ALL.join(", ")
+                ),
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        Self::ALL[self as usize]
+    }
+}
+
+/// One app identity: the app registration, its tenant, and the Key Vault certificate it signs with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(skip)]
+    pub name: String,
+    /// Tenant GUID or verified domain (`contoso.onmicrosoft.com`).
+    pub tenant: String,
+    /// Application (client) id of the app registration.
+    pub client_id: String,
+    pub vault_url: String,
+    /// Name of the certificate in the vault.
+    pub certificate: String,
+    /// Default scopes; the first is used when none is asked for.
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub algorithm: SigningAlgorithm,
+    #[serde(default)]
+    pub cloud: CloudName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_cloud: Option<CustomCloud>,
+    #[serde(default)]
+    pub credential: CredentialSource,
+}
+
+impl Profile {
+    /// The profile's cloud, with its endpoints.
+    pub fn cloud(&self) -> Result<Cloud> {
+        Cloud::new(self.cloud, self.custom_cloud.clone())
+    }
+
+    /// The scope to use: the asked one (checked), else the profile's first.
+    pub fn scope<'a>(&'a self, requested: Option<&'a str>) -> Result<&'a str> {
+        match requested {
+            Some(scope) => {
+                validate_scope("scope", scope)?;
+                Ok(scope)
+            }
+            None => self
+                .scopes
+                .first()
+                .map(String::as_str)
+                .ok_or_else(|| Error::invalid("scopes", "the profile has no default scope; pass --scope")),
+        }
+    }
+
+    /// Checks every field, naming the first that is wrong and how to fix it.
+    pub fn validate(&self) -> Result<()> {
+        validate_name(&self.name)?;
+        validate_tenant(&self.tenant)?;
+        if !is_guid(&self.client_id) {
+            return Err(Error::invalid(
+                "client_id",
+                format!(
+                    "'{}' is not a GUID; use the Application (client) ID from the app registration's overview page",
+                    self.client_id
+                ),
+            ));
+        }
+        let cloud = self.cloud()?;
+        cloud.check_vault_url(&self.vault_url)?;
+        validate_certificate_name(&self.certificate)?;
+        if self.scopes.is_empty() {
+            return Err(Error::invalid(
+                "scopes",
+                "give at least one scope, e.g. api://my-api/.default",
+            ));
+        }
+        for scope in &self.scopes {
+            validate_scope("scopes", scope)?;
+        }
+        if self.credential == CredentialSource::Emulator && !cloud.is_emulator() {
+            return Err(Error::invalid(
+                "credential",
+                "'emulator' only works with the demo tenant's cloud; use auto, azure-cli, azd, managed-identity, service-principal or workload-identity",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Normalises what users type loosely (vault URL form, letter case of GUIDs).
+    pub fn normalise(&mut self) {
+        self.tenant = self.tenant.trim().to_string();
+        if is_guid(&self.tenant) {
+            self.tenant = self.tenant.to_ascii_lowercase();
+        }
+        self.client_id = self.client_id.trim().to_ascii_lowercase();
+        if let Ok(cloud) = self.cloud()
+            && let Ok(url) = cloud.check_vault_url(&self.vault_url)
+        {
+            self.vault_url = url.to_string();
+        }
+    }
+
+    /// True when this profile points at the local emulator rather than Azure.
+    pub fn is_demo(&self) -> bool {
+        self.cloud().map(|c| c.is_emulator()).unwrap_or(false)
+    }
+}
+
+pub fn is_guid(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "name",
+            format!(
+                "'{name}' is not a valid profile name; use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+fn validate_tenant(tenant: &str) -> Result<()> {
+    let field = "tenant";
+    if is_guid(tenant) {
+        return Ok(());
+    }
+    let lower = tenant.to_ascii_lowercase();
+    if ["common", "organizations", "consumers"].contains(&lower.as_str()) {
+        return Err(Error::invalid(
+            field,
+            format!("'{tenant}' cannot issue app-only tokens; use your tenant's GUID or verified domain"),
+        ));
+    }
+    let labels: Vec<&str> = lower.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if domain_ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!(
+                "'{tenant}' is neither a tenant GUID nor a domain; use e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47 or contoso.onmicrosoft.com"
+            ),
+        ))
+    }
+}
+
+fn validate_certificate_name(name: &str) -> Result<()> {
+    if !name.is_empty() && name.len() <= 127 && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "certificate",
+            format!("'{name}' is not a Key Vault certificate name; names use 1-127 letters, digits and '-'"),
+        ))
+    }
+}
+
+pub(crate) fn validate_scope(field: &'static str, scope: &str) -> Result<()> {
+    if scope.chars().any(char::is_whitespace) || scope.is_empty() {
+        return Err(Error::invalid(
+            field,
+            format!("'{scope}': give one scope, without spaces"),
+        ));
+    }
+    if !scope.ends_with("/.default") {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "'{scope}': app-only (client credentials) tokens need a '/.default' scope, e.g. {}/.default",
+                scope.trim_end_matches('/')
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The on-disk document: profiles by name, plus which one is the default.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ProfileFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+impl ProfileFile {
+    /// Parses a TOML document (a saved file or an export) and checks every profile in it.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let mut file: ProfileFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, profile) in file.profiles.iter_mut() {
+            profile.name = name.clone();
+        }
+        Ok(file)
+    }
+
+    pub fn to_toml(&self) -> String {
+        // A map of plain structs always serialises; an error here would be a bug in the types above.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// The profiles file in the OS config directory (or `KVPROXY_CONFIG_DIR`).
+#[derive(Debug, Clone)]
+pub struct ProfileStore {
+    path: PathBuf,
+}
+
+impl ProfileStore {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    /// The per-user default: `$KVPROXY_CONFIG_DIR/profiles.toml`, else the OS config dir
+    /// (`~/.config/kvproxy` on Linux).
+    pub fn default_location() -> Result<Self> {
+        Ok(Self::new(config_dir()?.join("profiles.toml")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn load(&self) -> Result<ProfileFile> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileFile::default()),
+            Err(source) => {
+                return Err(Error::Io {
+                    context: "reading profiles",
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        ProfileFile::parse(&text).map_err(|message| Error::CorruptProfileFile {
+            path: self.path.clone(),
+            message: message.trim().to_string(),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Result<Profile> {
+        let file = self.load()?;
+        let wanted = if name.is_empty() {
+            file.default.clone().unwrap_or_default()
+        } else {
+            name.to_string()
+        };
+        file.profiles
+            .get(&wanted)
+            .cloned()
+            .ok_or(Error::ProfileNotFound(wanted))
+    }
+
+    /// Adds or (with `replace`) overwrites a profile after validating it.
+    pub fn upsert(&self, mut profile: Profile, replace: bool) -> Result<()> {
+        profile.normalise();
+        profile.validate()?;
+        let mut file = self.load()?;
+        if !replace && file.profiles.contains_key(&profile.name) {
+            return Err(Error::ProfileExists(profile.name));
+        }
+        if file.default.is_none() {
+            file.default = Some(profile.name.clone());
+        }
+        file.profiles.insert(profile.name.clone(), profile);
+        self.save(&file)
+    }
+
+    pub fn remove(&self, name: &str) -> Result<Profile> {
+        let mut file = self.load()?;
+        let removed = file
+            .profiles
+            .remove(name)
+            .ok_or_else(|| Error::ProfileNotFound(name.to_string()))?;
+        if file.default.as_deref() == Some(name) {
+            file.default = file.profiles.keys().next().cloned();
+        }
+        self.save(&file)?;
+        Ok(removed)
+    }
+
+    pub fn set_default(&self, name: &str) -> Result<()> {
+        let mut file = self.load()?;
+        if !file.profiles.contains_key(name) {
+            return Err(Error::ProfileNotFound(name.to_string()));
+        }
+        file.default = Some(name.to_string());
+        self.save(&file)
+    }
+
+    /// Imports every profile of an exported document; all are validated before anything is written.
+    pub fn import(&self, text: &str, replace: bool) -> Result<Vec<String>> {
+        let incoming =
+            ProfileFile::parse(text).map_err(|m| Error::invalid("import", format!("not a profiles document: {m}")))?;
+        if incoming.profiles.is_empty() {
+            return Err(Error::invalid("import", "the document holds no [profiles.NAME] table"));
+        }
+        let mut file = self.load()?;
+        let mut names = Vec::new();
+        for (name, mut profile) in incoming.profiles {
+            profile.normalise();
+            profile
+                .validate()
+                .map_err(|e| Error::invalid("import", format!("profile '{name}': {e}")))?;
+            if !replace && file.profiles.contains_key(&name) {
+                return Err(Error::ProfileExists(name));
+            }
+            names.push(name.clone());
+            file.profiles.insert(name, profile);
+        }
+        if file.default.is_none() {
+            file.default = names.first().cloned();
+        }
+        self.save(&file)?;
+        Ok(names)
+    }
+
+    /// Writes through a temporary file in the same directory and renames it over the old one, so a
+    /// crash mid-write leaves either the old or the new file, never half of one.
+    fn save(&self, file: &ProfileFile) -> Result<()> {
+        let dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let io = |context: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { context, path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io("creating the config directory", &dir))?;
+        let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(io("creating a temporary file", &dir))?;
+        let header =
+            "# KeyVault Proxy profiles. No secrets live here: keys stay in Key Vault, key info in the OS keyring.\n";
+        temp.write_all(header.as_bytes())
+            .and_then(|_| temp.write_all(file.to_toml().as_bytes()))
+            .and_then(|_| temp.as_file().sync_all())
+            .map_err(io("writing profiles", &self.path))?;
+        temp.persist(&self.path).map_err(|e| Error::Io {
+            context: "replacing the profiles file",
+            path: self.path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}
+
+/// The directory for the profiles file and the demo CA certificate.
+pub fn config_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("KVPROXY_CONFIG_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("", "", "kvproxy")
+        .map(|d| d.config_dir().to_path_buf())
+        .ok_or_else(|| Error::Io {
+            context: "finding the config directory",
+            path: PathBuf::from("~"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no home directory; set KVPROXY_CONFIG_DIR",
+            ),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Profile {
+        Profile {
+            name: "api".into(),
+            tenant: "contoso.onmicrosoft.com".into(),
+            client_id: "0b4c5f4e-1111-2222-3333-444455556666".into(),
+            vault_url: "https://contoso.vault.azure.net".into(),
+            certificate: "api-cert".into(),
+            scopes: vec!["api://0b4c5f4e-1111-2222-3333-444455556666/.default".into()],
+            algorithm: SigningAlgorithm::PS256,
+            cloud: CloudName::Public,
+            custom_cloud: None,
+            credential: CredentialSource::Auto,
+        }
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut Profile)>)> = vec![
+            ("name:", Box::new(|p| p.name = "bad name".into())),
+            ("tenant:", Box::new(|p| p.tenant = "common".into())),
+            ("tenant:", Box::new(|p| p.tenant = "not a tenant".into())),
+            ("client_id:", Box::new(|p| p.client_id = "abc".into())),
+            ("vault_url:", Box::new(|p| p.vault_url = "https://evil.example/".into())),
+            ("certificate:", Box::new(|p| p.certificate = "a_b".into())),
+            (
+                "scopes:",
+                Box::new(|p| p.scopes = vec!["https://graph.microsoft.com/User.Read".into()]),
+            ),
+            ("scopes:", Box::new(|p| p.scopes.clear())),
+            ("credential:", Box::new(|p| p.credential = CredentialSource::Emulator)),
+        ];
+        for (prefix, mutate) in cases {
+            let mut p = sample();
+            mutate(&mut p);
+            let err = p.validate().expect_err(prefix).to_string();
+            assert!(err.starts_with(prefix), "expected {prefix} got {err}");
+        }
+        sample().validate().unwrap();
+    }
+
+    #[test]
+    fn file_round_trip_is_atomic_and_keeps_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path().join("profiles.toml"));
+        store.upsert(sample(), false).unwrap();
+        assert!(matches!(store.upsert(sample(), false), Err(Error::ProfileExists(_))));
+        let loaded = store.get("api").unwrap();
+        assert_eq!(loaded.vault_url, "https://contoso.vault.azure.net/");
+        assert_eq!(store.load().unwrap().default.as_deref(), Some("api"));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files left behind");
+
+        std::fs::write(store.path(), "profiles = [this is not toml").unwrap();
+        let err = store.upsert(sample(), true).unwrap_err();
+        assert!(matches!(err, Error::CorruptProfileFile { .. }), "{err}");
+        assert!(err.to_string().contains("profiles.toml"));
+        assert_eq!(
+            std::fs::read_to_string(store.path()).unwrap(),
+            "profiles = [this is not toml"
+        );
+    }
+
+    #[test]
+    fn import_validates_everything_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path().join("p.toml"));
+        let mut good = ProfileFile::default();
+        good.profiles.insert(
+            "one".into(),
+            Profile {
+                name: "one".into(),
+                ..sample()
+            },
+        );
+        let mut bad = Profile {
+            name: "two".into(),
+            ..sample()
+        };
+        bad.client_id = "nope".into();
+        good.profiles.insert("two".into(), bad);
+        let err = store.import(&good.to_toml(), false).unwrap_err().to_string();
+        assert!(err.contains("profile 'two'") && err.contains("client_id"), "{err}");
+        assert!(
+            store.load().unwrap().profiles.is_empty(),
+            "nothing written on a failed import"
+        );
+    }
+}
