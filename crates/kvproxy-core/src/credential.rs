@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 /// The emulator's built-in developer sign-in, the local stand-in for `az login`. Not a secret: it only
 /// opens the local demo vault.
-pub const EMULATOR_DEVELOPER_CLIENT_ID: &str = "d3ve1000-0000-4000-8000-000000000001";
-pub const EMULATOR_DEVELOPER_CLIENT_SECRET: &str = "kvproxy-emulator-developer-not-a-secret";
+pub const EMULATOR_DEVELOPER_CLIENT_ID: &str = "de7e1000-0000-4000-8000-00000000de70";
+pub const EMULATOR_DEVELOPER_CLIENT_SECRET: &str = "kvproxy-emulator-developer-secret-not-a-real-secret";
 
 pub(crate) fn key_vault_credential(
     source: CredentialSource,
@@ -82,9 +82,48 @@ pub(crate) fn credential_error(source: CredentialSource, e: &azure_core::Error) 
         CredentialSource::WorkloadIdentity => "check AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID",
         CredentialSource::Emulator => "is `kvproxy demo` still running?",
     };
+    let message = crate::entra::error_chain(e);
+    if is_unreachable(e) || looks_unreachable(&message) {
+        // The sign-in endpoint could not be reached: a network problem, not a refused credential.
+        return Error::Network {
+            target: format!("the '{}' sign-in", source.as_str()),
+            message: format!("{message}. {hint}"),
+        };
+    }
     Error::Credential {
         source_name: source.as_str().into(),
-        message: crate::entra::error_chain(e),
+        message,
         hint: hint.into(),
     }
+}
+
+/// Some credentials flatten the transport error into text (`ClientSecretCredential` does in 1.0), so
+/// the structured check below can miss it; these phrases are reqwest's and hyper's own.
+fn looks_unreachable(message: &str) -> bool {
+    [
+        "error sending request",
+        "tcp connect error",
+        "dns error",
+        "operation timed out",
+    ]
+    .iter()
+    .any(|p| message.contains(p))
+}
+
+/// The SDK wraps transport failures in credential errors; dig for the reqwest error underneath.
+fn is_unreachable(e: &azure_core::Error) -> bool {
+    use azure_core::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Io) {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(r) = err.downcast_ref::<reqwest::Error>()
+            && (r.is_connect() || r.is_timeout())
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }

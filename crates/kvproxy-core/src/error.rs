@@ -44,8 +44,9 @@ pub enum Error {
     #[error("OS keyring: {0}")]
     Keyring(String),
 
+    /// Boxed: Entra errors carry several strings, and every `Result` would pay for their size.
     #[error(transparent)]
-    Entra(#[from] EntraError),
+    Entra(Box<EntraError>),
 
     #[error("Key Vault {operation} failed ({status}): {message}{hint}", hint = hint_suffix(.hint))]
     KeyVault {
@@ -70,6 +71,12 @@ pub enum Error {
 
     #[error("unexpected response from {target}: {message}")]
     Protocol { target: String, message: String },
+}
+
+impl From<EntraError> for Error {
+    fn from(e: EntraError) -> Self {
+        Error::Entra(Box::new(e))
+    }
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {

@@ -489,7 +489,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Profile)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut Profile)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("name:", Box::new(|p| p.name = "bad name".into())),
             ("tenant:", Box::new(|p| p.tenant = "common".into())),
             ("tenant:", Box::new(|p| p.tenant = "not a tenant".into())),
