@@ -1,0 +1,139 @@
+//! The command line, as clap sees it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kvproxy",
+    version,
+    about = "App-only Entra ID tokens, signed by a Key Vault certificate whose private key never leaves the vault"
+)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug). Tokens are never logged.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage profiles (app + tenant + vault + certificate + scope).
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Print an access token for a profile (only the token on stdout).
+    Token(TokenArgs),
+    /// Show the key id and thumbprints of a profile's certificate (cached in the OS keyring).
+    KeyInfo(KeyInfoArgs),
+    /// Run a local demo tenant (emulated Entra ID + Key Vault) and create a `demo` profile for it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Add a profile (or replace one with --force).
+    Add(Box<ProfileAddArgs>),
+    /// List profiles.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one profile.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a profile.
+    #[command(alias = "remove")]
+    Rm { name: String },
+    /// Make a profile the default (used when no profile is named).
+    Default { name: String },
+    /// Write profiles as TOML (all, or the named ones) to stdout or a file.
+    Export {
+        names: Vec<String>,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Read profiles from a TOML file written by `export` (`-` for stdin).
+    Import {
+        file: PathBuf,
+        /// Replace profiles that already exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileAddArgs {
+    pub name: String,
+    /// Tenant GUID or verified domain (contoso.onmicrosoft.com).
+    #[arg(long)]
+    pub tenant: String,
+    /// Application (client) id of the app registration.
+    #[arg(long)]
+    pub client_id: String,
+    /// Vault URL, e.g. https://contoso.vault.azure.net/
+    #[arg(long)]
+    pub vault_url: String,
+    /// Name of the certificate in the vault.
+    #[arg(long)]
+    pub certificate: String,
+    /// Default scope(s), e.g. api://my-api/.default (repeatable; the first is the default).
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// PS256 (default) or RS256 (legacy).
+    #[arg(long, default_value = "PS256")]
+    pub algorithm: String,
+    /// public, us-gov, china or custom.
+    #[arg(long, default_value = "public")]
+    pub cloud: String,
+    /// Custom cloud: the Entra authority host, e.g. https://login.microsoftonline.com
+    #[arg(long)]
+    pub authority_host: Option<String>,
+    /// Custom cloud: a vault host suffix, e.g. vault.local.azurestack.external (repeatable).
+    #[arg(long = "vault-suffix")]
+    pub vault_suffixes: Vec<String>,
+    /// Custom cloud: a CA certificate (PEM) to trust for this cloud only.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// How to sign in to Key Vault: auto, azure-cli, azd, managed-identity, service-principal, workload-identity.
+    #[arg(long, default_value = "auto")]
+    pub credential: String,
+    /// Replace an existing profile of that name.
+    #[arg(long)]
+    pub force: bool,
+    /// Make it the default profile.
+    #[arg(long)]
+    pub default: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Profile name (the default profile when omitted).
+    pub profile: Option<String>,
+    /// Scope to ask for instead of the profile's first.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Print token, expiry, scope and decoded claims as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyInfoArgs {
+    pub profile: Option<String>,
+    /// Ask Key Vault again instead of using the cached key info.
+    #[arg(long)]
+    pub refresh: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Port of the emulated Entra ID and Key Vault on 127.0.0.1.
+    #[arg(long, default_value_t = 5617)]
+    pub port: u16,
+}

@@ -1,0 +1,41 @@
+//! One file per command; this one dispatches and builds what they share.
+
+mod demo;
+mod key_info;
+mod profile;
+mod token;
+
+use crate::args::{Cli, Command};
+use kvproxy_core::{Broker, BrokerOptions, KeyInfoStore, ProfileStore, platform_keyring};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Profile(command) => profile::run(command),
+        Command::Token(args) => token::run(args).await,
+        Command::KeyInfo(args) => key_info::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+pub(crate) fn store() -> anyhow::Result<ProfileStore> {
+    Ok(ProfileStore::default_location()?)
+}
+
+/// A broker whose key info cache persists in the OS keyring when there is one. Without a keyring it
+/// still works, with a warning: the cache then lasts for this process only.
+pub(crate) fn broker() -> Broker {
+    let keyring = match std::env::var("KVPROXY_KEYRING").as_deref() {
+        Ok("off") => None,
+        _ => match platform_keyring() {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::warn!("{e}; key info will not be cached between runs");
+                None
+            }
+        },
+    };
+    Broker::new(BrokerOptions {
+        key_info_store: KeyInfoStore::new(keyring),
+        ..Default::default()
+    })
+}
