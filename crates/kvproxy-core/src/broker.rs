@@ -230,6 +230,13 @@ impl Broker {
         });
     }
 
+    /// Uses `info` for its vault and certificate from now on, without asking Key Vault: for callers that
+    /// know the key id and thumbprint already (the .NET proxy's `kv-key` route).
+    pub fn pin_key_info(&self, info: KeyInfo) {
+        let id = KeyInfo::cache_id(&info.vault_url, &info.certificate);
+        self.inner.key_info.lock().insert(id, info);
+    }
+
     /// Key info for the profile's certificate: memory, then the OS keyring, then Key Vault.
     /// `refresh` goes to Key Vault and replaces what was cached.
     pub async fn key_info(&self, profile: &Profile, refresh: bool) -> Result<KeyInfo> {

@@ -192,6 +192,30 @@ impl Cloud {
         Ok(normalised)
     }
 
+    /// The cloud a vault URL belongs to: one of Azure's, or one of the given custom clouds. A URL that
+    /// belongs to none is refused, which is what keeps ad-hoc requests on the allowlist.
+    pub fn for_vault_url(vault_url: &str, custom: &[Cloud]) -> Result<(Cloud, Url)> {
+        let azure = [CloudName::Public, CloudName::UsGov, CloudName::China].map(|name| Cloud { name, custom: None });
+        let mut last = None;
+        for cloud in azure.iter().chain(custom) {
+            match cloud.check_vault_url(vault_url) {
+                Ok(url) => return Ok((cloud.clone(), url)),
+                Err(e) => last = Some(e),
+            }
+        }
+        let detail = match last {
+            Some(Error::InvalidField { message, .. })
+                if message.contains("must use https") || message.contains("not a URL") =>
+            {
+                message
+            }
+            _ => format!(
+                "'{vault_url}' is not a Key Vault or Managed HSM URL of a known cloud (e.g. https://NAME.vault.azure.net/)"
+            ),
+        };
+        Err(Error::invalid("vault_url", detail))
+    }
+
     /// The cloud configuration the Azure SDK credentials need.
     pub(crate) fn sdk_cloud(&self) -> azure_core::cloud::CloudConfiguration {
         use azure_core::cloud::{CloudConfiguration, CustomConfiguration};

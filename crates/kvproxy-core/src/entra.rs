@@ -38,10 +38,12 @@ pub struct EntraError {
 
 impl fmt::Display for EntraError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Entra's descriptions end with a full stop; ours adds its own before the hint.
+        let description = self.description.trim_end_matches('.');
         write!(
             f,
-            "Entra ID refused the token request ({} {}): {}",
-            self.status, self.error, self.description
+            "Entra ID refused the token request ({} {}): {description}",
+            self.status, self.error
         )?;
         if let Some(hint) = self.hint {
             write!(f, ". Hint: {hint}")?;

@@ -28,6 +28,11 @@ pub enum Error {
     #[error("no profile named '{0}' (see `kvproxy profile list`)")]
     ProfileNotFound(String),
 
+    #[error(
+        "no profile given and no default profile; name one (e.g. `kvproxy token NAME`) or set a default with `kvproxy profile default NAME`"
+    )]
+    NoDefaultProfile,
+
     #[error("a profile named '{0}' already exists (remove it first or use --force)")]
     ProfileExists(String),
 
@@ -48,7 +53,7 @@ pub enum Error {
     #[error(transparent)]
     Entra(Box<EntraError>),
 
-    #[error("Key Vault {operation} failed ({status}): {message}{hint}", hint = hint_suffix(.hint))]
+    #[error("Key Vault {operation} failed ({status}): {}{hint}", .message.trim_end_matches('.'), hint = hint_suffix(.hint))]
     KeyVault {
         operation: &'static str,
         status: u16,
@@ -56,7 +61,7 @@ pub enum Error {
         hint: Option<String>,
     },
 
-    #[error("could not obtain a Key Vault access token with credential source '{source_name}': {message}. {hint}")]
+    #[error("could not obtain a Key Vault access token with credential source '{source_name}': {}. {hint}", .message.trim_end_matches('.'))]
     Credential {
         source_name: String,
         message: String,
@@ -88,6 +93,7 @@ impl Error {
         match self {
             Error::InvalidField { .. }
             | Error::ProfileNotFound(_)
+            | Error::NoDefaultProfile
             | Error::ProfileExists(_)
             | Error::CorruptProfileFile { .. } => ErrorClass::Input,
             Error::Io { .. } | Error::Keyring(_) => ErrorClass::Local,
@@ -99,7 +105,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Error::InvalidField {
             field,
             message: message.into(),

@@ -273,12 +273,35 @@ pub(crate) fn validate_scope(field: &'static str, scope: &str) -> Result<()> {
         return Err(Error::invalid(
             field,
             format!(
-                "'{scope}': app-only (client credentials) tokens need a '/.default' scope, e.g. {}/.default",
-                scope.trim_end_matches('/')
+                "'{scope}': app-only (client credentials) tokens need the resource's '/.default' scope, e.g. {}",
+                default_scope_for(scope)
             ),
         ));
     }
     Ok(())
+}
+
+/// A TOML error as one sentence with its position (the crate's own text is a multi-line snippet).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {}", e.message().trim())
+        }
+        None => e.message().trim().to_string(),
+    }
+}
+
+/// The `/.default` scope of the resource a (delegated-style) scope names: `https://graph.microsoft.com/User.Read`
+/// becomes `https://graph.microsoft.com/.default`, `api://app/read` becomes `api://app/.default`.
+fn default_scope_for(scope: &str) -> String {
+    let resource = match scope.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)),
+        None => scope.trim_end_matches('/').to_string(),
+    };
+    format!("{resource}/.default")
 }
 
 /// The on-disk document: profiles by name, plus which one is the default.
@@ -293,7 +316,7 @@ pub struct ProfileFile {
 impl ProfileFile {
     /// Parses a TOML document (a saved file or an export) and checks every profile in it.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let mut file: ProfileFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut file: ProfileFile = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         for (name, profile) in file.profiles.iter_mut() {
             profile.name = name.clone();
         }
@@ -347,10 +370,10 @@ impl ProfileStore {
 
     pub fn get(&self, name: &str) -> Result<Profile> {
         let file = self.load()?;
-        let wanted = if name.is_empty() {
-            file.default.clone().unwrap_or_default()
-        } else {
-            name.to_string()
+        let wanted = match (name, &file.default) {
+            ("", Some(default)) => default.clone(),
+            ("", None) => return Err(Error::NoDefaultProfile),
+            (name, _) => name.to_string(),
         };
         file.profiles
             .get(&wanted)

@@ -108,7 +108,14 @@ pub fn run(command: ProfileCommand) -> anyhow::Result<()> {
                 std::fs::read_to_string(&file)
                     .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?
             };
-            let names = store.import(&text, force)?;
+            let source = if file.as_os_str() == "-" {
+                "stdin".to_string()
+            } else {
+                file.display().to_string()
+            };
+            let names = store
+                .import(&text, force)
+                .map_err(|e| anyhow::Error::new(e).context(format!("importing {source}")))?;
             eprintln!("imported {}: {}", names.len(), names.join(", "));
         }
     }
