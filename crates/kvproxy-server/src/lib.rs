@@ -1,0 +1,19 @@
+//! KeyVault Proxy's loopback HTTP API. Anything on the developer's machine can reach `localhost`, so the
+//! server is built around a guard: loopback binds only, an API key on every token route, `Host` and
+//! `Origin` checks against DNS rebinding and CSRF, and no CORS. Behind the guard it speaks four
+//! dialects of "give me a token": the .NET proxy's routes, profile routes, OAuth2 client credentials and
+//! the App Service managed-identity protocol.
+
+pub mod activity;
+pub mod api_key;
+mod guard;
+pub mod openapi;
+mod problem;
+mod routes;
+pub mod serve;
+mod state;
+
+pub use activity::{Activity, ActivityRecord};
+pub use api_key::{ApiKeyStore, generate_api_key};
+pub use serve::{BindError, ServerConfig, bind_addresses, router, serve};
+pub use state::AppState;

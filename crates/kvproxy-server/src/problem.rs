@@ -1,0 +1,102 @@
+//! Errors as RFC 9457 problem documents, so every 4xx and 5xx says what went wrong and what to do.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kvproxy_core::{Error, ErrorClass};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A short, stable summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong and how to fix it.
+    pub detail: String,
+    /// The request field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The AADSTS code, for errors from Entra ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aadsts: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub problem: Problem,
+    /// For 401s: the auth scheme to announce.
+    pub www_authenticate: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            problem: Problem {
+                title: title.into(),
+                status: status.as_u16(),
+                detail: detail.into(),
+                field: None,
+                aadsts: None,
+            },
+            www_authenticate: None,
+        }
+    }
+
+    pub fn bad_field(field: &str, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "Invalid request", detail);
+        e.problem.field = Some(field.into());
+        e
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "API key required", detail);
+        e.www_authenticate = Some("Bearer realm=\"kvproxy\"");
+        e
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Not found", detail)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let (status, title) = match (&e, e.class()) {
+            (Error::ProfileNotFound(_), _) => (StatusCode::NOT_FOUND, "Profile not found"),
+            (_, ErrorClass::Input) => (StatusCode::BAD_REQUEST, "Invalid request"),
+            (_, ErrorClass::Auth) => (StatusCode::BAD_GATEWAY, "Entra ID or Key Vault refused the request"),
+            (_, ErrorClass::Network) => (StatusCode::GATEWAY_TIMEOUT, "Entra ID or Key Vault unreachable"),
+            (_, ErrorClass::Local) => (StatusCode::INTERNAL_SERVER_ERROR, "Local storage failed"),
+        };
+        let mut api = ApiError::new(status, title, e.to_string());
+        if let Error::InvalidField { field, .. } = &e {
+            api.problem.field = Some((*field).into());
+        }
+        if let Error::Entra(entra) = &e {
+            api.problem.aadsts = entra.code;
+        }
+        api
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(&self.problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(scheme) = self.www_authenticate {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,320 @@
+//! Drop-in for the .NET Key Vault token proxy: same routes, same JSON field names, so Postman and
+//! Insomnia collections written for it only need the API key added.
+
+use super::extract::JsonBody;
+use super::with_profile;
+use crate::guard::require_key;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kvproxy_core::{Cloud, CredentialSource, KeyInfo, Profile, SigningAlgorithm, Thumbprints, TokenOptions};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+/// One scope or a list with one scope (client credentials take a single `RESOURCE/.default`).
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Scopes {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `POST /api/Token/kv-key`: sign with a known key version and certificate thumbprint.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KvKeyRequest {
+    pub client_id: String,
+    pub tenant_id: String,
+    pub scopes: Scopes,
+    /// Versioned key id, `https://VAULT.vault.azure.net/keys/NAME/VERSION`.
+    pub key_uri: String,
+    /// The certificate's SHA-1 thumbprint (hex as the portal shows it, or base64url `x5t`); a SHA-256
+    /// thumbprint (hex or base64url) makes the assertion PS256 with `x5t#S256`.
+    pub key_thumbprint: String,
+    #[serde(default)]
+    pub skip_cache: bool,
+}
+
+/// `POST /api/Token/kv-key-info`: the key's certificate (same name) is read from the vault.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KvKeyInfoRequest {
+    pub client_id: String,
+    pub tenant_id: String,
+    pub scopes: Scopes,
+    /// Key id, `https://VAULT.vault.azure.net/keys/NAME[/VERSION]`.
+    pub key_uri: String,
+    #[serde(default)]
+    pub skip_cache: bool,
+}
+
+/// `POST /api/Token/kv-certificate`: a certificate by vault and name.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KvCertificateRequest {
+    pub client_id: String,
+    pub tenant_id: String,
+    pub scopes: Scopes,
+    /// `https://VAULT.vault.azure.net/`
+    pub key_vault_uri: String,
+    pub certificate_name: String,
+    #[serde(default)]
+    pub skip_cache: bool,
+}
+
+/// The .NET proxy's answer.
+#[derive(Serialize, ToSchema)]
+pub struct DotnetTokenResponse {
+    pub access_token: String,
+    /// Seconds the token is still valid.
+    pub lifetime: i64,
+    /// Expiry, RFC 3339.
+    pub expires_on: String,
+    pub scopes: Vec<String>,
+}
+
+/// Token from a key id and thumbprint (no certificate read).
+#[utoipa::path(post, path = "/api/Token/kv-key", tag = "dotnet-compatible", request_body = KvKeyRequest,
+    responses((status = 200, body = DotnetTokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn kv_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<KvKeyRequest>,
+) -> ApiResult<Response> {
+    require_key(&state, &headers)?;
+    let (vault_url, key_name, version) = split_key_uri(&req.key_uri, true)?;
+    let (thumbprints, algorithm) = parse_thumbprint(&req.key_thumbprint)?;
+    let mut profile = adhoc_profile(
+        &state,
+        &req.client_id,
+        &req.tenant_id,
+        &req.scopes,
+        &vault_url,
+        &key_name,
+    )?;
+    profile.algorithm = algorithm;
+    let vault_url = profile.cloud()?.check_vault_url(&profile.vault_url)?.to_string();
+    state.broker.pin_key_info(KeyInfo {
+        vault_url,
+        certificate: key_name.clone(),
+        key_id: req.key_uri.trim().to_string(),
+        certificate_version: version.unwrap_or_default(),
+        thumbprints,
+        subject: String::new(),
+        not_before: OffsetDateTime::UNIX_EPOCH,
+        expires: OffsetDateTime::UNIX_EPOCH,
+    });
+    issue(&state, profile, req.skip_cache).await
+}
+
+/// Token from a key id; the certificate of the same name gives the thumbprint.
+#[utoipa::path(post, path = "/api/Token/kv-key-info", tag = "dotnet-compatible", request_body = KvKeyInfoRequest,
+    responses((status = 200, body = DotnetTokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn kv_key_info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<KvKeyInfoRequest>,
+) -> ApiResult<Response> {
+    require_key(&state, &headers)?;
+    let (vault_url, key_name, _) = split_key_uri(&req.key_uri, false)?;
+    let profile = adhoc_profile(
+        &state,
+        &req.client_id,
+        &req.tenant_id,
+        &req.scopes,
+        &vault_url,
+        &key_name,
+    )?;
+    issue(&state, profile, req.skip_cache).await
+}
+
+/// Token from a vault and certificate name.
+#[utoipa::path(post, path = "/api/Token/kv-certificate", tag = "dotnet-compatible", request_body = KvCertificateRequest,
+    responses((status = 200, body = DotnetTokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn kv_certificate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<KvCertificateRequest>,
+) -> ApiResult<Response> {
+    require_key(&state, &headers)?;
+    let profile = adhoc_profile(
+        &state,
+        &req.client_id,
+        &req.tenant_id,
+        &req.scopes,
+        &req.key_vault_uri,
+        &req.certificate_name,
+    )?;
+    issue(&state, profile, req.skip_cache).await
+}
+
+async fn issue(state: &AppState, profile: Profile, skip_cache: bool) -> ApiResult<Response> {
+    let issued = state.broker.token(&profile, None, TokenOptions { skip_cache }).await?;
+    let body = DotnetTokenResponse {
+        access_token: issued.access_token.expose().to_string(),
+        lifetime: issued.lifetime().whole_seconds(),
+        expires_on: issued.expires_on.format(&Rfc3339).unwrap_or_default(),
+        scopes: vec![issued.scope.clone()],
+    };
+    Ok(with_profile(Json(body), &profile.client_id))
+}
+
+/// A profile for one request. The vault URL must belong to a known cloud (Azure's, or a custom one
+/// from a saved profile): that is the allowlist, checked before anything is sent.
+fn adhoc_profile(
+    state: &AppState,
+    client_id: &str,
+    tenant: &str,
+    scopes: &Scopes,
+    vault_url: &str,
+    certificate: &str,
+) -> ApiResult<Profile> {
+    let scope = match scopes {
+        Scopes::One(s) => s.clone(),
+        Scopes::Many(list) if list.len() == 1 => list[0].clone(),
+        Scopes::Many(_) => {
+            return Err(ApiError::bad_field(
+                "scopes",
+                "give exactly one scope of the form RESOURCE/.default (client credentials take one resource)",
+            ));
+        }
+    };
+    let (cloud, url) = Cloud::for_vault_url(vault_url, &state.custom_clouds())?;
+    let credential = if cloud.is_emulator() {
+        CredentialSource::Emulator
+    } else {
+        state.credential
+    };
+    let profile = Profile {
+        name: "adhoc".into(),
+        tenant: tenant.trim().to_string(),
+        client_id: client_id.trim().to_ascii_lowercase(),
+        vault_url: url.to_string(),
+        certificate: certificate.to_string(),
+        scopes: vec![scope],
+        algorithm: SigningAlgorithm::PS256,
+        cloud: cloud.name,
+        custom_cloud: cloud.custom.clone(),
+        credential,
+    };
+    profile.validate().map_err(|e| match e {
+        kvproxy_core::Error::InvalidField { field, message } => ApiError::bad_field(dotnet_field(field), message),
+        other => other.into(),
+    })?;
+    Ok(profile)
+}
+
+/// Problem documents name the field as the caller spelled it.
+fn dotnet_field(field: &str) -> &str {
+    match field {
+        "tenant" => "tenantId",
+        "client_id" => "clientId",
+        "vault_url" => "keyVaultUri",
+        "certificate" => "certificateName",
+        "scopes" | "scope" => "scopes",
+        other => other,
+    }
+}
+
+/// `https://V/keys/NAME[/VERSION]` -> (vault URL, NAME, VERSION).
+fn split_key_uri(key_uri: &str, version_required: bool) -> ApiResult<(String, String, Option<String>)> {
+    let bad = |why: &str| {
+        ApiError::bad_field(
+            "keyUri",
+            format!("'{key_uri}' {why}; use https://VAULT.vault.azure.net/keys/NAME/VERSION"),
+        )
+    };
+    let url = url::Url::parse(key_uri.trim()).map_err(|_| bad("is not a URL"))?;
+    let segments: Vec<&str> = url.path().trim_matches('/').split('/').collect();
+    let (name, version) = match segments.as_slice() {
+        ["keys", name] if !name.is_empty() => (*name, None),
+        ["keys", name, version] if !name.is_empty() && !version.is_empty() => (*name, Some(version.to_string())),
+        _ => return Err(bad("is not a key id")),
+    };
+    if version_required && version.is_none() {
+        return Err(bad("has no key version"));
+    }
+    let mut vault = url.clone();
+    vault.set_path("/");
+    Ok((vault.to_string(), name.to_string(), version))
+}
+
+/// Accepts SHA-1 or SHA-256 thumbprints, hex (any case, `:` allowed) or base64url.
+fn parse_thumbprint(value: &str) -> ApiResult<(Thumbprints, SigningAlgorithm)> {
+    let cleaned: String = value.trim().chars().filter(|c| *c != ':' && *c != ' ').collect();
+    let bytes = if cleaned.chars().all(|c| c.is_ascii_hexdigit())
+        && (cleaned.len() == 40 || cleaned.len() == 64)
+    {
+        (0..cleaned.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&cleaned[i..i + 2], 16).ok())
+            .collect()
+    } else {
+        URL_SAFE_NO_PAD
+            .decode(cleaned.trim_end_matches('='))
+            .unwrap_or_default()
+    };
+    let encoded = URL_SAFE_NO_PAD.encode(&bytes);
+    match bytes.len() {
+        20 => Ok((
+            Thumbprints {
+                sha1: encoded,
+                sha256: String::new(),
+            },
+            SigningAlgorithm::RS256,
+        )),
+        32 => Ok((
+            Thumbprints {
+                sha1: String::new(),
+                sha256: encoded,
+            },
+            SigningAlgorithm::PS256,
+        )),
+        _ => Err(ApiError::bad_field(
+            "keyThumbprint",
+            "give the certificate's SHA-1 thumbprint (40 hex digits, as the Azure portal shows it) or SHA-256 (64 hex digits), or its base64url x5t",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprints_in_every_common_spelling() {
+        let hex = "730760368A65D42F2322CC01EFEF147CB5631736";
+        let (tp, alg) = parse_thumbprint(hex).unwrap();
+        assert_eq!(alg, SigningAlgorithm::RS256);
+        assert_eq!(tp.sha1_hex(), hex);
+        assert_eq!(parse_thumbprint(&hex.to_lowercase()).unwrap().0, tp);
+        assert_eq!(parse_thumbprint(&tp.sha1).unwrap().0, tp);
+        let (_, alg) = parse_thumbprint(&"ab".repeat(32)).unwrap();
+        assert_eq!(alg, SigningAlgorithm::PS256);
+        assert!(parse_thumbprint("xyz").is_err());
+    }
+
+    #[test]
+    fn key_uris_split_into_vault_name_and_version() {
+        let (vault, name, version) = split_key_uri("https://v.vault.azure.net/keys/k/0123", true).unwrap();
+        assert_eq!(
+            (vault.as_str(), name.as_str(), version.as_deref()),
+            ("https://v.vault.azure.net/", "k", Some("0123"))
+        );
+        assert!(split_key_uri("https://v.vault.azure.net/keys/k", true).is_err());
+        assert!(split_key_uri("https://v.vault.azure.net/secrets/k/1", false).is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! JSON and form bodies whose rejections are problem documents naming the field, not axum's plain text.
+
+use crate::problem::ApiError;
+use axum::extract::rejection::{FormRejection, JsonRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let text = rejection.body_text();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(status, "Request too large", "the request body is over 64 KiB");
+    }
+    if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return ApiError::new(
+            status,
+            "Unsupported media type",
+            "send the body as JSON with 'Content-Type: application/json'",
+        );
+    }
+    let mut error = ApiError::new(StatusCode::BAD_REQUEST, "Invalid request", text.clone());
+    error.problem.field = field_in(&text);
+    error
+}
+
+/// serde names the field in backticks: "missing field `clientId`", "unknown variant `x`"...
+fn field_in(message: &str) -> Option<String> {
+    if !message.contains("field") {
+        return None;
+    }
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_string())
+}
+
+pub struct FormBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
+    type Rejection = FormRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|axum::Form(v)| Self(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn field_names_are_pulled_from_serde_messages() {
+        assert_eq!(
+            super::field_in("Failed to deserialize: missing field `clientId` at line 1").as_deref(),
+            Some("clientId")
+        );
+        assert_eq!(super::field_in("expected value at line 1 column 1"), None);
+    }
+}

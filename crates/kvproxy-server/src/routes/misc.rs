@@ -1,0 +1,51 @@
+//! Liveness, the activity log and the JSON 404/405.
+
+use crate::activity::ActivityRecord;
+use crate::guard::require_key;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the server answers.
+    pub status: &'static str,
+    pub version: &'static str,
+}
+
+/// Liveness. Needs no API key and tells nothing about profiles or tokens.
+#[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Recent token requests (newest first): time, route, profile, client, outcome, duration. No token values.
+#[utoipa::path(get, path = "/api/activity", tag = "meta",
+    responses((status = 200, body = [ActivityRecord]), (status = 401, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn activity(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ActivityRecord>>> {
+    require_key(&state, &headers)?;
+    Ok(Json(state.activity.snapshot()))
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {}; the routes are listed at /swagger/index.html",
+        uri.path()
+    ))
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "this route exists but not with this method; see /swagger/index.html",
+    )
+}

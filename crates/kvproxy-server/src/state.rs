@@ -1,0 +1,54 @@
+//! What every handler shares.
+
+use crate::activity::Activity;
+use kvproxy_core::{Broker, Cloud, CredentialSource, ProfileStore, SecretString};
+use parking_lot::RwLock;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub broker: Broker,
+    pub profiles: ProfileStore,
+    /// Behind a lock so a rotation takes effect in a running server.
+    pub api_key: Arc<RwLock<SecretString>>,
+    pub activity: Activity,
+    /// The port we listen on, for the Origin allowlist.
+    pub port: u16,
+    /// Extra addresses that may appear in `Host` (only with an explicitly forced non-loopback bind).
+    pub extra_hosts: Vec<IpAddr>,
+    /// How ad-hoc (.NET-style) requests sign in to Key Vault.
+    pub credential: CredentialSource,
+}
+
+impl AppState {
+    pub fn new(broker: Broker, profiles: ProfileStore, api_key: SecretString, port: u16) -> Self {
+        Self {
+            broker,
+            profiles,
+            api_key: Arc::new(RwLock::new(api_key)),
+            activity: Activity::new(500),
+            port,
+            extra_hosts: Vec::new(),
+            credential: CredentialSource::Auto,
+        }
+    }
+
+    pub fn set_api_key(&self, key: SecretString) {
+        *self.api_key.write() = key;
+    }
+
+    /// Custom clouds known from profiles (the demo tenant, Azure Stack), for ad-hoc vault URLs.
+    pub(crate) fn custom_clouds(&self) -> Vec<Cloud> {
+        self.profiles
+            .load()
+            .map(|file| {
+                file.profiles
+                    .values()
+                    .filter_map(|p| p.cloud().ok())
+                    .filter(|c| c.custom.is_some())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
