@@ -1,6 +1,7 @@
 //! The command line, as clap sees it.
 
 use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -26,6 +27,13 @@ pub enum Command {
     Token(TokenArgs),
     /// Show the key id and thumbprints of a profile's certificate (cached in the OS keyring).
     KeyInfo(KeyInfoArgs),
+    /// Serve the loopback token API (Swagger at /swagger/index.html).
+    Serve(ServeArgs),
+    /// Print IDENTITY_ENDPOINT/IDENTITY_HEADER exports so Azure SDKs get the profile's token.
+    Env(EnvArgs),
+    /// Show or rotate the API key the token API requires.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Run a local demo tenant (emulated Entra ID + Key Vault) and create a `demo` profile for it.
     Demo(DemoArgs),
 }
@@ -136,4 +144,37 @@ pub struct DemoArgs {
     /// Port of the emulated Entra ID and Key Vault on 127.0.0.1.
     #[arg(long, default_value_t = 5617)]
     pub port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port on the loopback addresses.
+    #[arg(long, default_value_t = 5616)]
+    pub port: u16,
+    /// Address to listen on (repeatable); default 127.0.0.1 and ::1.
+    #[arg(long = "bind")]
+    pub binds: Vec<IpAddr>,
+    /// Allow a non-loopback --bind. Anyone who can reach it and has the API key gets your tokens.
+    #[arg(long)]
+    pub unsafe_bind: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Profile name (the default profile when omitted).
+    pub profile: Option<String>,
+    /// Port of a running `kvproxy serve`.
+    #[arg(long, default_value_t = 5616)]
+    pub port: u16,
+    /// Output syntax.
+    #[arg(long, value_parser = ["sh", "fish", "powershell", "cmd"], default_value = "sh")]
+    pub shell: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Print the API key (created on first use).
+    Show,
+    /// Replace the API key; a running server picks up the new one after restart.
+    Rotate,
 }

@@ -11,6 +11,7 @@ pub mod openapi;
 mod problem;
 mod routes;
 pub mod serve;
+pub use serve::DEFAULT_PORT;
 mod state;
 
 pub use activity::{Activity, ActivityRecord};

@@ -1,8 +1,11 @@
 //! One file per command; this one dispatches and builds what they share.
 
+mod api_key;
 mod demo;
+mod env;
 mod key_info;
 mod profile;
+mod serve;
 mod token;
 
 use crate::args::{Cli, Command};
@@ -13,6 +16,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Profile(command) => profile::run(command),
         Command::Token(args) => token::run(args).await,
         Command::KeyInfo(args) => key_info::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Env(args) => env::run(args),
+        Command::ApiKey(command) => api_key::run(command),
         Command::Demo(args) => demo::run(args).await,
     }
 }
@@ -21,10 +27,9 @@ pub(crate) fn store() -> anyhow::Result<ProfileStore> {
     Ok(ProfileStore::default_location()?)
 }
 
-/// A broker whose key info cache persists in the OS keyring when there is one. Without a keyring it
-/// still works, with a warning: the cache then lasts for this process only.
-pub(crate) fn broker() -> Broker {
-    let keyring = match std::env::var("KVPROXY_KEYRING").as_deref() {
+/// The OS keyring unless `KVPROXY_KEYRING=off`; `None` (with a warning) when there is none.
+pub(crate) fn keyring() -> Option<std::sync::Arc<keyring_core::CredentialStore>> {
+    match std::env::var("KVPROXY_KEYRING").as_deref() {
         Ok("off") => None,
         _ => match platform_keyring() {
             Ok(store) => Some(store),
@@ -33,9 +38,14 @@ pub(crate) fn broker() -> Broker {
                 None
             }
         },
-    };
+    }
+}
+
+/// A broker whose key info cache persists in the OS keyring when there is one. Without a keyring it
+/// still works, with a warning: the cache then lasts for this process only.
+pub(crate) fn broker() -> Broker {
     Broker::new(BrokerOptions {
-        key_info_store: KeyInfoStore::new(keyring),
+        key_info_store: KeyInfoStore::new(keyring()),
         ..Default::default()
     })
 }

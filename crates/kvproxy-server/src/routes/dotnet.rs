@@ -192,7 +192,7 @@ fn adhoc_profile(
             ));
         }
     };
-    let (cloud, url) = Cloud::for_vault_url(vault_url, &state.custom_clouds())?;
+    let (cloud, url) = Cloud::for_vault_url(vault_url, &state.custom_clouds()).map_err(dotnet_error)?;
     let credential = if cloud.is_emulator() {
         CredentialSource::Emulator
     } else {
@@ -210,11 +210,15 @@ fn adhoc_profile(
         custom_cloud: cloud.custom.clone(),
         credential,
     };
-    profile.validate().map_err(|e| match e {
+    profile.validate().map_err(dotnet_error)?;
+    Ok(profile)
+}
+
+fn dotnet_error(e: kvproxy_core::Error) -> ApiError {
+    match e {
         kvproxy_core::Error::InvalidField { field, message } => ApiError::bad_field(dotnet_field(field), message),
         other => other.into(),
-    })?;
-    Ok(profile)
+    }
 }
 
 /// Problem documents name the field as the caller spelled it.
@@ -255,9 +259,7 @@ fn split_key_uri(key_uri: &str, version_required: bool) -> ApiResult<(String, St
 /// Accepts SHA-1 or SHA-256 thumbprints, hex (any case, `:` allowed) or base64url.
 fn parse_thumbprint(value: &str) -> ApiResult<(Thumbprints, SigningAlgorithm)> {
     let cleaned: String = value.trim().chars().filter(|c| *c != ':' && *c != ' ').collect();
-    let bytes = if cleaned.chars().all(|c| c.is_ascii_hexdigit())
-        && (cleaned.len() == 40 || cleaned.len() == 64)
-    {
+    let bytes = if cleaned.chars().all(|c| c.is_ascii_hexdigit()) && (cleaned.len() == 40 || cleaned.len() == 64) {
         (0..cleaned.len())
             .step_by(2)
             .filter_map(|i| u8::from_str_radix(&cleaned[i..i + 2], 16).ok())
