@@ -37,7 +37,10 @@ async fn main() {
     for _ in 0..20 {
         let broker = Broker::new(options(KeyInfoStore::new(None)));
         let started = Instant::now();
-        broker.token(&profile, None, TokenOptions::default()).await.expect("cold token");
+        broker
+            .token(&profile, None, TokenOptions::default())
+            .await
+            .expect("cold token");
         cold.push(started.elapsed());
     }
     row("cold (get certificate + sign + token, new clients)", cold);
@@ -47,7 +50,10 @@ async fn main() {
     let mut warm = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
-        broker.token(&profile, None, TokenOptions { skip_cache: true }).await.expect("warm token");
+        broker
+            .token(&profile, None, TokenOptions { skip_cache: true })
+            .await
+            .expect("warm token");
         warm.push(started.elapsed());
     }
     row("warm (sign + token)", warm);
@@ -55,7 +61,10 @@ async fn main() {
     let mut cached = Vec::new();
     for _ in 0..10_000 {
         let started = Instant::now();
-        broker.token(&profile, None, TokenOptions::default()).await.expect("cached token");
+        broker
+            .token(&profile, None, TokenOptions::default())
+            .await
+            .expect("cached token");
         cached.push(started.elapsed());
     }
     row("cached (memory)", cached);
