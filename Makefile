@@ -13,7 +13,7 @@ CARGO ?= cargo
 # Cargo.lock is committed: builds and tests use exactly it.
 LOCKED := --locked
 
-.PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust
+.PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust test-newman
 
 help:
 	@echo "make run     install what is missing, build, start the app (for now: the kvproxy demo tenant)"
@@ -40,26 +40,30 @@ run: deps
 
 # Every step must pass; the first failure stops the run and its exit code is make's.
 # ---- later steps go at the end of `test` (not implemented yet) ----
-# TODO(newman): run the Postman collection in examples/ against `kvproxy serve` with newman.
 # TODO(tauri-driver): GUI tests under Xvfb through tauri-driver + WebKitWebDriver.
 test: test-deps
 	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory clippy
 	@$(MAKE) --no-print-directory test-rust
+	@$(MAKE) --no-print-directory test-newman
 	@echo "==> make test: all steps passed"
 
 fmt-check:
-	@echo "==> [1/3] formatting: cargo fmt --all -- --check"
+	@echo "==> [1/4] formatting: cargo fmt --all -- --check"
 	@$(CARGO) fmt --all -- --check || { echo "==> formatting differs (diff above): run 'make fmt'"; exit 1; }
 
 clippy:
-	@echo "==> [2/3] lints: cargo clippy --workspace --all-targets -- -D warnings"
+	@echo "==> [2/4] lints: cargo clippy --workspace --all-targets -- -D warnings"
 	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
 
 # The OS keyring tests talk to a real Secret Service: a private D-Bus session with gnome-keyring unlocked.
 test-rust:
-	@echo "==> [3/3] tests: cargo test --workspace, inside a throwaway D-Bus session with gnome-keyring unlocked"
+	@echo "==> [3/4] tests: cargo test --workspace, inside a throwaway D-Bus session with gnome-keyring unlocked"
 	scripts/with-keyring.sh $(CARGO) test $(LOCKED) --workspace --no-fail-fast
+
+test-newman:
+	@echo "==> [4/4] Postman collection: scripts/newman.sh (newman against kvproxy demo + serve)"
+	scripts/newman.sh
 
 bench: deps
 	@echo "==> benchmarks: cargo bench --workspace"

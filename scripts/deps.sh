@@ -107,9 +107,23 @@ if ((with_tests)); then
     say "rustfmt and clippy present"
 fi
 
+# --- Node.js for newman (the Postman collection run) ---------------------------------------------------
+# Checked by command, not by package: Node.js often comes from NodeSource, whose package bundles npm.
+if ((with_tests)); then
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        if command -v apt-get >/dev/null; then
+            sudo=()
+            ((EUID != 0)) && sudo=(sudo)
+            say "installing Node.js and npm (for newman)"
+            "${sudo[@]}" apt-get update
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+        else
+            die "newman needs Node.js and npm: install them, then run make again"
+        fi
+    fi
+    say "Node.js $(node --version) (newman itself is installed into .tools/ by scripts/newman.sh)"
+fi
+
 # --- later: test tools outside apt -----------------------------------------------------------------------
-# Not installed yet; each arrives with the issue that adds its tests.
-# TODO(newman): the Postman collection in examples/ runs under newman: install `nodejs npm` with the
-#   system packages above and `npm install --global newman` when `newman` is missing.
 # TODO(tauri-driver): the GUI tests drive the window through tauri-driver + WebKitWebDriver (webkit2gtk-driver
 #   is already in TEST_PACKAGES): `cargo install tauri-driver --locked` when `tauri-driver` is missing.

@@ -30,15 +30,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         other => anyhow::Error::new(other),
     })?;
     let (api_key, key_source) = super::api_key::for_server()?;
-    let mut state = AppState::new(super::broker(), super::store()?, api_key, args.port);
-    state.extra_hosts = exposed;
-    state.credential = CredentialSource::Auto;
-
+    // With --port 0 the OS picks the port; the Origin allowlist needs the real one.
     let port = listeners
         .first()
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.port())
         .unwrap_or(args.port);
+    let mut state = AppState::new(super::broker(), super::store()?, api_key, port);
+    state.extra_hosts = exposed;
+    state.credential = CredentialSource::Auto;
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             println!("listening on http://{addr}");
