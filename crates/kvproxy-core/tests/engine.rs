@@ -356,3 +356,66 @@ async fn unreachable_authority_is_a_network_error() {
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Network, "{err}");
 }
+
+#[tokio::test]
+async fn token_near_expiry_is_served_while_a_background_refresh_replaces_it() {
+    use kvproxy_emulator::{Emulator, EmulatorConfig};
+    let emulator = Emulator::start(EmulatorConfig {
+        token_lifetime: Duration::from_secs(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client_id = emulator.create_app("Short-lived");
+    let cert = emulator.create_certificate(VAULT, CERT, "short");
+    emulator.register_certificate(&client_id, &cert);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, emulator.ca_pem()).unwrap();
+    let profile = kvproxy_core::Profile {
+        name: "short".into(),
+        tenant: emulator.tenant_id(),
+        client_id,
+        vault_url: emulator.vault_url(VAULT),
+        certificate: CERT.into(),
+        scopes: vec!["api://short/.default".into()],
+        algorithm: SigningAlgorithm::PS256,
+        cloud: kvproxy_core::CloudName::Custom,
+        custom_cloud: Some(kvproxy_core::CustomCloud {
+            authority_host: emulator.authority_host(),
+            vault_suffixes: vec!["vault.localhost".into()],
+            ca_file: Some(ca_file),
+        }),
+        credential: kvproxy_core::CredentialSource::Emulator,
+    };
+    // 200 s tokens against a 300 s refresh margin: every cached hit is "near expiry".
+    let broker = broker();
+    let first = broker.token(&profile, None, TokenOptions::default()).await.unwrap();
+    let second = broker.token(&profile, None, TokenOptions::default()).await.unwrap();
+    assert!(second.from_cache, "still valid, so served at once");
+    assert_eq!(second.access_token, first.access_token);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emulator.count(Route::Token) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the background refresh never asked for a new token"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let third = loop {
+        let t = broker.token(&profile, None, TokenOptions::default()).await.unwrap();
+        if t.access_token != first.access_token {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refreshed token never replaced the old one"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        third.from_cache,
+        "the refreshed token came from the cache, not a fetch by this caller"
+    );
+    assert!(third.expires_on >= first.expires_on);
+}
