@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 pub const ASSERTION_LIFETIME_SECS: i64 = 300;
 
 /// Certificate thumbprints as JWT headers want them: base64url of the hash of the DER, no padding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Thumbprints {
     /// SHA-1, for `x5t`.
     pub sha1: String,

@@ -99,6 +99,8 @@ struct TokenKey {
     certificate: String,
     algorithm: SigningAlgorithm,
     scope: String,
+    /// Key id and thumbprints when the caller supplied them (kept apart from certificate-based tokens).
+    given_key: Option<(String, crate::assertion::Thumbprints)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -162,6 +164,30 @@ impl Broker {
 
     /// A token for `profile` and `scope` (the profile's first scope when `None`).
     pub async fn token(&self, profile: &Profile, scope: Option<&str>, options: TokenOptions) -> Result<IssuedToken> {
+        self.token_impl(profile, scope, options, None).await
+    }
+
+    /// A token signed with key info the caller supplies (key id and thumbprint, as the .NET proxy's
+    /// `kv-key` route takes them) instead of reading the certificate. The supplied key info is used for
+    /// this request only: it never replaces cached key info other callers rely on, and its tokens are
+    /// cached apart.
+    pub async fn token_with_key(
+        &self,
+        profile: &Profile,
+        key: KeyInfo,
+        scope: Option<&str>,
+        options: TokenOptions,
+    ) -> Result<IssuedToken> {
+        self.token_impl(profile, scope, options, Some(Arc::new(key))).await
+    }
+
+    async fn token_impl(
+        &self,
+        profile: &Profile,
+        scope: Option<&str>,
+        options: TokenOptions,
+        given: Option<Arc<KeyInfo>>,
+    ) -> Result<IssuedToken> {
         profile.validate()?;
         let scope = profile.scope(scope)?.to_string();
         let cloud = profile.cloud()?;
@@ -173,6 +199,7 @@ impl Broker {
             certificate: profile.certificate.clone(),
             algorithm: profile.algorithm,
             scope: scope.clone(),
+            given_key: given.as_ref().map(|k| (k.key_id.clone(), k.thumbprints.clone())),
         };
         let slot = self.inner.tokens.lock().entry(key).or_default().clone();
 
@@ -182,7 +209,7 @@ impl Broker {
             if token.expires_on - OffsetDateTime::now_utc() < self.inner.options.refresh_margin
                 && !slot.refreshing.swap(true, Ordering::SeqCst)
             {
-                self.refresh_in_background(slot.clone(), profile.clone(), scope.clone());
+                self.refresh_in_background(slot.clone(), profile.clone(), scope.clone(), given.clone());
             }
             return Ok(IssuedToken {
                 from_cache: true,
@@ -201,7 +228,7 @@ impl Broker {
                 ..token
             });
         }
-        let token = self.fetch(profile, &cloud, &scope).await?;
+        let token = self.fetch(profile, &cloud, &scope, given.as_deref()).await?;
         slot.store(token.clone());
         Ok(token)
     }
@@ -212,13 +239,13 @@ impl Broker {
         (token.expires_on - OffsetDateTime::now_utc() > self.inner.options.min_remaining).then(|| token.clone())
     }
 
-    fn refresh_in_background(&self, slot: Arc<Slot>, profile: Profile, scope: String) {
+    fn refresh_in_background(&self, slot: Arc<Slot>, profile: Profile, scope: String, given: Option<Arc<KeyInfo>>) {
         let broker = self.clone();
         tokio::spawn(async move {
             let result = async {
                 let _guard = slot.fetch.lock().await;
                 let cloud = profile.cloud()?;
-                let token = broker.fetch(&profile, &cloud, &scope).await?;
+                let token = broker.fetch(&profile, &cloud, &scope, given.as_deref()).await?;
                 slot.store(token);
                 Ok::<_, Error>(())
             }
@@ -228,13 +255,6 @@ impl Broker {
             }
             slot.refreshing.store(false, Ordering::SeqCst);
         });
-    }
-
-    /// Uses `info` for its vault and certificate from now on, without asking Key Vault: for callers that
-    /// know the key id and thumbprint already (the .NET proxy's `kv-key` route).
-    pub fn pin_key_info(&self, info: KeyInfo) {
-        let id = KeyInfo::cache_id(&info.vault_url, &info.certificate);
-        self.inner.key_info.lock().insert(id, info);
     }
 
     /// Key info for the profile's certificate: memory, then the OS keyring, then Key Vault.
@@ -282,9 +302,19 @@ impl Broker {
         Ok(info)
     }
 
-    async fn fetch(&self, profile: &Profile, cloud: &Cloud, scope: &str) -> Result<IssuedToken> {
+    async fn fetch(
+        &self,
+        profile: &Profile,
+        cloud: &Cloud,
+        scope: &str,
+        given: Option<&KeyInfo>,
+    ) -> Result<IssuedToken> {
         let vault = self.vault_clients(profile, cloud)?;
         let http = self.http_for(cloud)?;
+        if let Some(info) = given {
+            // The caller's key info is theirs to fix; refreshing ours would not help them.
+            return self.sign_and_exchange(profile, cloud, &vault, &http, info, scope).await;
+        }
         let info = self.key_info_with(profile, cloud, &vault, false).await?;
         match self
             .sign_and_exchange(profile, cloud, &vault, &http, &info, scope)

@@ -124,6 +124,18 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 pub const KEY_HELP: &str = "send the API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>' (managed identity clients: 'X-IDENTITY-HEADER'); print it with `kvproxy api-key show`";
 
+/// Extractor form of [`require_key`]: listed before a body extractor, it refuses a request without the
+/// key before its body is read or parsed.
+pub struct Authorized;
+
+impl axum::extract::FromRequestParts<AppState> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
+        require_key(state, &parts.headers).map(|()| Authorized)
+    }
+}
+
 pub fn require_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match presented_key(headers) {
         None => Err(ApiError::unauthorized(format!("missing API key: {KEY_HELP}"))),

@@ -3,16 +3,17 @@
 
 use super::extract::JsonBody;
 use super::with_profile;
-use crate::guard::require_key;
+use crate::guard::Authorized;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kvproxy_core::{Cloud, CredentialSource, KeyInfo, Profile, SigningAlgorithm, Thumbprints, TokenOptions};
+use kvproxy_core::{
+    Cloud, CredentialSource, IssuedToken, KeyInfo, Profile, SigningAlgorithm, Thumbprints, TokenOptions,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -87,24 +88,20 @@ pub struct DotnetTokenResponse {
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn kv_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _authorized: Authorized,
     JsonBody(req): JsonBody<KvKeyRequest>,
 ) -> ApiResult<Response> {
-    require_key(&state, &headers)?;
     let (vault_url, key_name, version) = split_key_uri(&req.key_uri, true)?;
     let (thumbprints, algorithm) = parse_thumbprint(&req.key_thumbprint)?;
-    let mut profile = adhoc_profile(
-        &state,
-        &req.client_id,
-        &req.tenant_id,
-        &req.scopes,
-        &vault_url,
-        &key_name,
-    )?;
+    let target = Target {
+        vault_url: &vault_url,
+        certificate: &key_name,
+        by: Located::ByKey,
+    };
+    let mut profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
     profile.algorithm = algorithm;
-    let vault_url = profile.cloud()?.check_vault_url(&profile.vault_url)?.to_string();
-    state.broker.pin_key_info(KeyInfo {
-        vault_url,
+    let key = KeyInfo {
+        vault_url: profile.vault_url.clone(),
         certificate: key_name.clone(),
         key_id: req.key_uri.trim().to_string(),
         certificate_version: version.unwrap_or_default(),
@@ -112,8 +109,19 @@ pub async fn kv_key(
         subject: String::new(),
         not_before: OffsetDateTime::UNIX_EPOCH,
         expires: OffsetDateTime::UNIX_EPOCH,
-    });
-    issue(&state, profile, req.skip_cache).await
+    };
+    let issued = state
+        .broker
+        .token_with_key(
+            &profile,
+            key,
+            None,
+            TokenOptions {
+                skip_cache: req.skip_cache,
+            },
+        )
+        .await?;
+    Ok(respond(&issued, &profile))
 }
 
 /// Token from a key id; the certificate of the same name gives the thumbprint.
@@ -123,19 +131,16 @@ pub async fn kv_key(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn kv_key_info(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _authorized: Authorized,
     JsonBody(req): JsonBody<KvKeyInfoRequest>,
 ) -> ApiResult<Response> {
-    require_key(&state, &headers)?;
     let (vault_url, key_name, _) = split_key_uri(&req.key_uri, false)?;
-    let profile = adhoc_profile(
-        &state,
-        &req.client_id,
-        &req.tenant_id,
-        &req.scopes,
-        &vault_url,
-        &key_name,
-    )?;
+    let target = Target {
+        vault_url: &vault_url,
+        certificate: &key_name,
+        by: Located::ByKey,
+    };
+    let profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
     issue(&state, profile, req.skip_cache).await
 }
 
@@ -146,30 +151,45 @@ pub async fn kv_key_info(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn kv_certificate(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _authorized: Authorized,
     JsonBody(req): JsonBody<KvCertificateRequest>,
 ) -> ApiResult<Response> {
-    require_key(&state, &headers)?;
-    let profile = adhoc_profile(
-        &state,
-        &req.client_id,
-        &req.tenant_id,
-        &req.scopes,
-        &req.key_vault_uri,
-        &req.certificate_name,
-    )?;
+    let target = Target {
+        vault_url: &req.key_vault_uri,
+        certificate: &req.certificate_name,
+        by: Located::ByCertificate,
+    };
+    let profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
     issue(&state, profile, req.skip_cache).await
 }
 
 async fn issue(state: &AppState, profile: Profile, skip_cache: bool) -> ApiResult<Response> {
     let issued = state.broker.token(&profile, None, TokenOptions { skip_cache }).await?;
+    Ok(respond(&issued, &profile))
+}
+
+fn respond(issued: &IssuedToken, profile: &Profile) -> Response {
     let body = DotnetTokenResponse {
         access_token: issued.access_token.expose().to_string(),
         lifetime: issued.lifetime().whole_seconds(),
         expires_on: issued.expires_on.format(&Rfc3339).unwrap_or_default(),
         scopes: vec![issued.scope.clone()],
     };
-    Ok(with_profile(Json(body), &profile.client_id))
+    with_profile(Json(body), &profile.client_id)
+}
+
+/// Whether the request named the key (`keyUri`) or the certificate (`keyVaultUri` + `certificateName`),
+/// so problem documents name the field the caller actually sent.
+#[derive(Clone, Copy)]
+enum Located {
+    ByKey,
+    ByCertificate,
+}
+
+struct Target<'a> {
+    vault_url: &'a str,
+    certificate: &'a str,
+    by: Located,
 }
 
 /// A profile for one request. The vault URL must belong to a known cloud (Azure's, or a custom one
@@ -179,9 +199,9 @@ fn adhoc_profile(
     client_id: &str,
     tenant: &str,
     scopes: &Scopes,
-    vault_url: &str,
-    certificate: &str,
+    target: Target<'_>,
 ) -> ApiResult<Profile> {
+    let by = target.by;
     let scope = match scopes {
         Scopes::One(s) => s.clone(),
         Scopes::Many(list) if list.len() == 1 => list[0].clone(),
@@ -192,7 +212,8 @@ fn adhoc_profile(
             ));
         }
     };
-    let (cloud, url) = Cloud::for_vault_url(vault_url, &state.custom_clouds()).map_err(dotnet_error)?;
+    let (cloud, url) =
+        Cloud::for_vault_url(target.vault_url, &state.custom_clouds()).map_err(|e| dotnet_error(e, by))?;
     let credential = if cloud.is_emulator() {
         CredentialSource::Emulator
     } else {
@@ -203,33 +224,34 @@ fn adhoc_profile(
         tenant: tenant.trim().to_string(),
         client_id: client_id.trim().to_ascii_lowercase(),
         vault_url: url.to_string(),
-        certificate: certificate.to_string(),
+        certificate: target.certificate.to_string(),
         scopes: vec![scope],
         algorithm: SigningAlgorithm::PS256,
         cloud: cloud.name,
         custom_cloud: cloud.custom.clone(),
         credential,
     };
-    profile.validate().map_err(dotnet_error)?;
+    profile.validate().map_err(|e| dotnet_error(e, by))?;
     Ok(profile)
 }
 
-fn dotnet_error(e: kvproxy_core::Error) -> ApiError {
+fn dotnet_error(e: kvproxy_core::Error, by: Located) -> ApiError {
     match e {
-        kvproxy_core::Error::InvalidField { field, message } => ApiError::bad_field(dotnet_field(field), message),
+        kvproxy_core::Error::InvalidField { field, message } => ApiError::bad_field(dotnet_field(field, by), message),
         other => other.into(),
     }
 }
 
 /// Problem documents name the field as the caller spelled it.
-fn dotnet_field(field: &str) -> &str {
-    match field {
-        "tenant" => "tenantId",
-        "client_id" => "clientId",
-        "vault_url" => "keyVaultUri",
-        "certificate" => "certificateName",
-        "scopes" | "scope" => "scopes",
-        other => other,
+fn dotnet_field(field: &str, by: Located) -> &str {
+    match (field, by) {
+        ("tenant", _) => "tenantId",
+        ("client_id", _) => "clientId",
+        ("vault_url" | "certificate", Located::ByKey) => "keyUri",
+        ("vault_url", Located::ByCertificate) => "keyVaultUri",
+        ("certificate", Located::ByCertificate) => "certificateName",
+        ("scopes" | "scope", _) => "scopes",
+        (other, _) => other,
     }
 }
 

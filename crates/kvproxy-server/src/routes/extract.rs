@@ -37,14 +37,50 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     error
 }
 
-/// serde names the field in backticks: "missing field `clientId`", "unknown variant `x`"...
+/// The field a deserialisation error is about. serde_path_to_error (used by axum) prefixes type errors
+/// with the path ("…target type: skipCache: invalid type…"); serde names missing or unknown fields in
+/// backticks ("missing field `clientId`").
 fn field_in(message: &str) -> Option<String> {
+    const PREFIXES: [&str; 2] = [
+        "Failed to deserialize the JSON body into the target type: ",
+        "Failed to deserialize query string: ",
+    ];
+    for prefix in PREFIXES {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((path, _)) = rest.split_once(": ")
+            && !path.contains(' ')
+        {
+            let first = path.split(['.', '[']).next().unwrap_or(path);
+            if !first.is_empty() {
+                return Some(first.to_string());
+            }
+        }
+    }
     if !message.contains("field") {
         return None;
     }
     let start = message.find('`')? + 1;
     let end = start + message[start..].find('`')?;
     Some(message[start..end].to_string())
+}
+
+/// Query parameters whose rejection is a problem document naming the parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let mut error = ApiError::new(StatusCode::BAD_REQUEST, "Invalid query string", text.clone());
+                error.problem.field = field_in(&text);
+                Err(error)
+            }
+        }
+    }
 }
 
 pub struct FormBody<T>(pub T);
@@ -68,5 +104,16 @@ mod tests {
             Some("clientId")
         );
         assert_eq!(super::field_in("expected value at line 1 column 1"), None);
+        assert_eq!(
+            super::field_in("Failed to deserialize the JSON body into the target type: skipCache: invalid type: string \"yes\", expected a boolean at line 1 column 20").as_deref(),
+            Some("skipCache")
+        );
+        assert_eq!(
+            super::field_in(
+                "Failed to deserialize query string: skip_cache: provided string was not `true` or `false`"
+            )
+            .as_deref(),
+            Some("skip_cache")
+        );
     }
 }

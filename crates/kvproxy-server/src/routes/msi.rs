@@ -2,12 +2,13 @@
 //! DefaultAzureCredential) gets the profile's app token with `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` set
 //! and no code change. The profile is in the path, so each app on the machine can have its own identity.
 
+use super::extract::QueryParams;
 use super::with_profile;
 use crate::guard::require_key;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use kvproxy_core::TokenOptions;
@@ -45,7 +46,7 @@ pub struct MsiToken {
 pub async fn default_token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<MsiQuery>,
+    QueryParams(query): QueryParams<MsiQuery>,
 ) -> ApiResult<Response> {
     respond(state, headers, String::new(), query).await
 }
@@ -60,7 +61,7 @@ pub async fn profile_token(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(profile): Path<String>,
-    Query(query): Query<MsiQuery>,
+    QueryParams(query): QueryParams<MsiQuery>,
 ) -> ApiResult<Response> {
     respond(state, headers, profile, query).await
 }

@@ -1,11 +1,12 @@
 //! The profile-based way: name a profile, get its token.
 
+use super::extract::QueryParams;
 use super::with_profile;
 use crate::guard::require_key;
 use crate::problem::{ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use kvproxy_core::{IssuedToken, TokenOptions};
@@ -113,9 +114,20 @@ pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-    Query(query): Query<TokenQuery>,
+    QueryParams(query): QueryParams<TokenQuery>,
 ) -> ApiResult<Response> {
     require_key(&state, &headers)?;
+    // Checked before minting: a typo must not cost a sign and a token request.
+    let raw = match query.format.as_deref() {
+        Some("raw") => true,
+        None | Some("json") => false,
+        Some(other) => {
+            return Err(crate::problem::ApiError::bad_field(
+                "format",
+                format!("unknown format '{other}'; use raw or json"),
+            ));
+        }
+    };
     let profile = state.profiles.get(&name)?;
     let issued = state
         .broker
@@ -127,19 +139,14 @@ pub async fn token(
             },
         )
         .await?;
-    let response = match query.format.as_deref() {
-        Some("raw") => (
+    let response = if raw {
+        (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             issued.access_token.expose().to_string(),
         )
-            .into_response(),
-        None | Some("json") => Json(ProfileToken::from(&issued)).into_response(),
-        Some(other) => {
-            return Err(crate::problem::ApiError::bad_field(
-                "format",
-                format!("unknown format '{other}'; use raw or json"),
-            ));
-        }
+            .into_response()
+    } else {
+        Json(ProfileToken::from(&issued)).into_response()
     };
     Ok(with_profile(response, &name))
 }
