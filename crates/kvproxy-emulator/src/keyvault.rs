@@ -142,16 +142,7 @@ fn get_certificate(state: &Shared, vault: &str, name: &str, version: &str) -> Re
         .and_then(|v| v.certificates.get(&name.to_ascii_lowercase()))
         .and_then(|c| c.version(version));
     let Some(stored) = found else {
-        let id = if version.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{name}/{version}")
-        };
-        return error_response(
-            StatusCode::NOT_FOUND,
-            "CertificateNotFound",
-            &format!("A certificate with (name/id) {id} was not found in this key vault. {CERT_NOT_FOUND_HINT}"),
-        );
+        return item_not_found("certificate", "CertificateNotFound", name, version, CERT_NOT_FOUND_HINT);
     };
     json_response(StatusCode::OK, certificate_json(state, vault, stored))
 }
@@ -212,16 +203,7 @@ fn sign(state: &Shared, vault: &str, name: &str, version: &str, body: &Bytes) ->
             .map(|v| (v.key.clone(), v.public.kid.clone()))
     };
     let Some((key, kid)) = key else {
-        let id = if version.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{name}/{version}")
-        };
-        return error_response(
-            StatusCode::NOT_FOUND,
-            "KeyNotFound",
-            &format!("A key with (name/id) {id} was not found in this key vault. {KEY_NOT_FOUND_HINT}"),
-        );
+        return item_not_found("key", "KeyNotFound", name, version, KEY_NOT_FOUND_HINT);
     };
 
     let bad = |message: &str| error_response(StatusCode::BAD_REQUEST, "BadParameter", message);
@@ -257,4 +239,18 @@ fn sign(state: &Shared, vault: &str, name: &str, version: &str, body: &Bytes) ->
             )
         }
     }
+}
+
+/// Key Vault's 404 for a missing certificate or key (version), worded as the service words it.
+fn item_not_found(kind: &str, code: &str, name: &str, version: &str, hint: &str) -> Response {
+    let id = if version.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}/{version}")
+    };
+    error_response(
+        StatusCode::NOT_FOUND,
+        code,
+        &format!("A {kind} with (name/id) {id} was not found in this key vault. {hint}"),
+    )
 }

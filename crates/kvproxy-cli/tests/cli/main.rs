@@ -11,4 +11,5 @@
 mod demo;
 mod keyring;
 mod profiles;
+mod serve;
 mod support;

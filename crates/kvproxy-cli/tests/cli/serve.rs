@@ -1,0 +1,199 @@
+//! `kvproxy serve`, `kvproxy env` and `kvproxy api-key`: start, answer, stop cleanly; refuse unsafe binds;
+//! print what Azure SDKs need; keep the API key in the OS keyring.
+
+use crate::support::{KVPROXY, TestEnv, input_error, run_fail, run_ok};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "cli-test-key-0123456789abcdef0123456789abcdef";
+
+/// A running `kvproxy serve`, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    banner: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(env: &TestEnv) -> Server {
+    let mut child = std::process::Command::new(KVPROXY)
+        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+        .env("KVPROXY_CONFIG_DIR", env.config_dir())
+        .env("KVPROXY_KEYRING", "off")
+        .env("KVPROXY_API_KEY", KEY)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut server = Server {
+        child,
+        port: 0,
+        banner: Vec::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no `ready.` from serve; got {:?}", server.banner));
+        if let Some(addr) = line.strip_prefix("listening on http://127.0.0.1:") {
+            server.port = addr.trim().parse().expect("port");
+        }
+        let ready = line.starts_with("ready.");
+        server.banner.push(line);
+        if ready {
+            return server;
+        }
+    }
+}
+
+/// One HTTP/1.1 request over a plain socket: (status, body).
+fn http(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_answers_tokens_and_stops_cleanly_on_ctrl_c() {
+    let env = TestEnv::new();
+    let _demo = env.start_demo();
+    let mut server = start_server(&env);
+    let banner = server.banner.join("\n");
+    assert!(banner.contains("/swagger/index.html"), "{banner}");
+    assert!(banner.contains("API key"), "{banner}");
+
+    assert_eq!(http(server.port, "/health", &[]).0, 200);
+    assert_eq!(http(server.port, "/api/profiles/demo/token", &[]).0, 401);
+    let (status, token) = http(
+        server.port,
+        "/api/profiles/demo/token?format=raw",
+        &[("X-Api-Key", KEY)],
+    );
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "clean exit after Ctrl-C: {status:?}");
+    let mut stderr = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(
+        !stderr.contains(KEY) && !stderr.contains(&token),
+        "no secrets on stderr: {stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_non_loopback_bind_unless_forced() {
+    let env = TestEnv::new();
+    let line = input_error(
+        env.kvproxy()
+            .args(["serve", "--port", "0", "--bind", "0.0.0.0"])
+            .env("KVPROXY_API_KEY", KEY),
+        &["0.0.0.0", "not a loopback address", "--unsafe-bind"],
+    );
+    assert!(!line.contains(KEY));
+}
+
+#[test]
+fn env_prints_managed_identity_variables_for_each_shell() {
+    let env = TestEnv::new();
+    let _demo = env.start_demo();
+    let (stdout, _) = run_ok(
+        env.kvproxy()
+            .args(["env", "demo", "--port", "5616"])
+            .env("KVPROXY_API_KEY", KEY),
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "export IDENTITY_ENDPOINT='http://localhost:5616/msi/demo/token'",
+            &format!("export IDENTITY_HEADER='{KEY}'")
+        ]
+    );
+    let (stdout, _) = run_ok(
+        env.kvproxy()
+            .args(["env", "--shell", "powershell"])
+            .env("KVPROXY_API_KEY", KEY),
+    );
+    assert!(
+        stdout.contains("$env:IDENTITY_ENDPOINT = 'http://localhost:5616/msi/demo/token'"),
+        "{stdout}"
+    );
+    run_fail(env.kvproxy().args(["env", "nope"]).env("KVPROXY_API_KEY", KEY), 2);
+}
+
+#[test]
+fn api_key_lives_in_the_os_keyring_and_rotates() {
+    if std::env::var("KVPROXY_REQUIRE_KEYRING").as_deref() != Ok("1") {
+        // Without the throwaway keyring of `make test` this would read or rotate the developer's own key.
+        eprintln!("skipped: runs only inside scripts/with-keyring.sh (KVPROXY_REQUIRE_KEYRING=1)");
+        return;
+    }
+    let env = TestEnv::new();
+    let show = || {
+        run_ok(env.kvproxy_with_keyring().args(["api-key", "show"]))
+            .0
+            .trim()
+            .to_string()
+    };
+    let first = show();
+    assert_eq!(first.len(), 43, "256 bits, base64url: {first}");
+    assert_eq!(show(), first, "created once, then reused");
+    let (rotated, _) = run_ok(env.kvproxy_with_keyring().args(["api-key", "rotate"]));
+    let rotated = rotated.trim().to_string();
+    assert_ne!(rotated, first);
+    assert_eq!(show(), rotated);
+}
+
+#[test]
+fn api_key_without_a_keyring_says_what_to_do() {
+    let env = TestEnv::new();
+    let line = run_fail(env.kvproxy().args(["api-key", "show"]), 5);
+    assert!(line.contains("KVPROXY_API_KEY"), "{line}");
+}
