@@ -12,6 +12,7 @@ pub struct Problem {
     /// A short, stable summary of the problem type.
     pub title: String,
     /// The HTTP status code.
+    #[schema(example = 400)]
     pub status: u16,
     /// What went wrong and how to fix it.
     pub detail: String,
@@ -19,6 +20,7 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// The AADSTS code, for errors from Entra ID.
+    #[schema(example = 700027)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aadsts: Option<u32>,
 }

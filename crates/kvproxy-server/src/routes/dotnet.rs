@@ -75,6 +75,7 @@ pub struct KvCertificateRequest {
 pub struct DotnetTokenResponse {
     pub access_token: String,
     /// Seconds the token is still valid.
+    #[schema(example = 3599)]
     pub lifetime: i64,
     /// Expiry, RFC 3339.
     pub expires_on: String,

@@ -35,6 +35,7 @@ pub struct OAuthToken {
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds left.
+    #[schema(example = 3599)]
     pub expires_in: i64,
     pub scope: String,
 }

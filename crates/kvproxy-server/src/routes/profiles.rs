@@ -75,8 +75,10 @@ pub struct ProfileToken {
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Expiry, seconds since the Unix epoch.
+    #[schema(example = 1_795_996_460)]
     pub expires_on: i64,
     /// Seconds left.
+    #[schema(example = 3599)]
     pub expires_in: i64,
     pub scope: String,
     pub profile: String,
