@@ -396,7 +396,12 @@ impl Broker {
         let http = self.http_for(cloud)?;
         let options = sdk_client_options(http, self.inner.options.key_vault_retry);
         let credential = key_vault_credential(profile.credential, cloud, &profile.tenant, options.clone())?;
-        let clients = Arc::new(VaultClients::new(&vault_url, profile.credential, credential, options)?);
+        let clients = Arc::new(VaultClients::new(
+            &vault_url,
+            Some(profile.credential),
+            credential,
+            options,
+        )?);
         self.inner.vaults.lock().insert(key, clients.clone());
         Ok(clients)
     }

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::http::{HttpTimeouts, build_client};
 use crate::keyinfo::KeyInfo;
 use crate::keyvault::VaultClients;
-use crate::profile::{CredentialSource, SigningAlgorithm};
+use crate::profile::SigningAlgorithm;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::ClientMethodOptions;
 use azure_identity::ClientAssertion;
@@ -98,7 +98,7 @@ impl KeyVaultAssertion {
         };
         let vault = VaultClients::new(
             &vault_url,
-            CredentialSource::Auto,
+            None,
             vault_credential,
             sdk_client_options(http, options.retry),
         )?;

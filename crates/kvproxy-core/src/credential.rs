@@ -24,7 +24,7 @@ pub(crate) fn key_vault_credential(
     tenant: &str,
     client_options: ClientOptions,
 ) -> Result<Arc<dyn TokenCredential>> {
-    let failed = |e: azure_core::Error| credential_error(source, &e);
+    let failed = |e: azure_core::Error| credential_error(Some(source), &e);
     let mut client_options = client_options;
     client_options.cloud = Some(Arc::new(cloud.sdk_cloud()));
     Ok(match source {
@@ -72,7 +72,16 @@ pub(crate) fn key_vault_credential(
     })
 }
 
-pub(crate) fn credential_error(source: CredentialSource, e: &azure_core::Error) -> Error {
+/// `source` is `None` for a credential the library caller built (`KeyVaultAssertion`): we cannot tell
+/// them which sign-in to repeat.
+pub(crate) fn credential_error(source: Option<CredentialSource>, e: &azure_core::Error) -> Error {
+    let Some(source) = source else {
+        return Error::Credential {
+            source_name: "caller-supplied".into(),
+            message: crate::entra::error_chain(e),
+            hint: "check the Key Vault credential passed to KeyVaultAssertion".into(),
+        };
+    };
     let hint = match source {
         CredentialSource::Auto => "sign in with `az login` (or `azd auth login`), or choose another credential source",
         CredentialSource::AzureCli => "sign in with `az login`; check `az account show` lists the right tenant",

@@ -75,10 +75,6 @@ impl KeyInfoStore {
         Self { store }
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.store.is_some()
-    }
-
     fn entry(&self, id: &str) -> Result<Option<Entry>> {
         match &self.store {
             None => Ok(None),

@@ -18,7 +18,8 @@ use time::OffsetDateTime;
 /// challenge once and caches its access token.
 pub(crate) struct VaultClients {
     vault_url: String,
-    source: CredentialSource,
+    /// How we signed in, for error hints; `None` when the library caller supplied the credential.
+    source: Option<CredentialSource>,
     certificates: CertificateClient,
     keys: KeyClient,
 }
@@ -26,7 +27,7 @@ pub(crate) struct VaultClients {
 impl VaultClients {
     pub(crate) fn new(
         vault_url: &str,
-        source: CredentialSource,
+        source: Option<CredentialSource>,
         credential: Arc<dyn TokenCredential>,
         client_options: ClientOptions,
     ) -> Result<Self> {

@@ -205,16 +205,6 @@ impl Emulator {
             });
     }
 
-    /// The display name of a registered app.
-    pub fn app_display_name(&self, client_id: &str) -> Option<String> {
-        self.shared
-            .inner
-            .lock()
-            .apps
-            .get(&client_id.to_ascii_lowercase())
-            .map(|a| a.display_name.clone())
-    }
-
     /// Sets the `roles` claim of tokens issued to the app.
     ///
     /// # Panics

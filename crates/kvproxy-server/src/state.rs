@@ -34,10 +34,6 @@ impl AppState {
         }
     }
 
-    pub fn set_api_key(&self, key: SecretString) {
-        *self.api_key.write() = key;
-    }
-
     /// Custom clouds known from profiles (the demo tenant, Azure Stack), for ad-hoc vault URLs.
     pub(crate) fn custom_clouds(&self) -> Vec<Cloud> {
         self.profiles
