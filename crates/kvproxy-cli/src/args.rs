@@ -142,14 +142,14 @@ pub struct KeyInfoArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Port of the emulated Entra ID and Key Vault on 127.0.0.1.
-    #[arg(long, default_value_t = 5617)]
+    #[arg(long, default_value_t = kvproxy_server::demo::DEMO_PORT)]
     pub port: u16,
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Port on the loopback addresses.
-    #[arg(long, default_value_t = 5616)]
+    #[arg(long, default_value_t = kvproxy_core::settings::DEFAULT_PORT)]
     pub port: u16,
     /// Address to listen on (repeatable); default 127.0.0.1 and ::1.
     #[arg(long = "bind")]
@@ -164,7 +164,7 @@ pub struct EnvArgs {
     /// Profile name (the default profile when omitted).
     pub profile: Option<String>,
     /// Port of a running `kvproxy serve`.
-    #[arg(long, default_value_t = 5616)]
+    #[arg(long, default_value_t = kvproxy_core::settings::DEFAULT_PORT)]
     pub port: u16,
     /// Output syntax.
     #[arg(long, value_parser = ["sh", "fish", "powershell", "cmd"], default_value = "sh")]

@@ -14,8 +14,8 @@ use crate::profile::{CredentialSource, Profile, SigningAlgorithm};
 use crate::secret::SecretString;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use parking_lot::{Mutex, RwLock};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -109,7 +109,11 @@ struct VaultKey {
     credential: CredentialSource,
     cloud: Cloud,
     tenant: String,
+    ca: CaKey,
 }
+
+/// The SHA-256 of a cloud's own CA certificate (custom clouds), `None` for the OS trust store.
+type CaKey = Option<[u8; 32]>;
 
 #[derive(Default)]
 struct Slot {
@@ -129,7 +133,7 @@ impl Slot {
 
 struct Inner {
     options: BrokerOptions,
-    http: Mutex<HashMap<Option<PathBuf>, reqwest::Client>>,
+    http: Mutex<HashMap<CaKey, reqwest::Client>>,
     vaults: Mutex<HashMap<VaultKey, Arc<VaultClients>>>,
     key_info: Mutex<HashMap<String, KeyInfo>>,
     key_info_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -310,7 +314,7 @@ impl Broker {
         given: Option<&KeyInfo>,
     ) -> Result<IssuedToken> {
         let vault = self.vault_clients(profile, cloud)?;
-        let http = self.http_for(cloud)?;
+        let (http, _) = self.http_for(cloud)?;
         if let Some(info) = given {
             // The caller's key info is theirs to fix; refreshing ours would not help them.
             return self.sign_and_exchange(profile, cloud, &vault, &http, info, scope).await;
@@ -371,29 +375,32 @@ impl Broker {
         })
     }
 
-    fn http_for(&self, cloud: &Cloud) -> Result<reqwest::Client> {
-        let ca = cloud.ca_file().cloned();
-        if let Some(client) = self.inner.http.lock().get(&ca) {
-            return Ok(client.clone());
+    /// One client per trusted CA. Keyed by the CA's content, not its path: the demo tenant writes a new CA
+    /// certificate to the same file each time it starts, and a client trusting the old one would fail.
+    fn http_for(&self, cloud: &Cloud) -> Result<(reqwest::Client, CaKey)> {
+        let pem = cloud.ca_file().map(|path| read_ca_file(path)).transpose()?;
+        let key: CaKey = pem.as_deref().map(|pem| Sha256::digest(pem).into());
+        if let Some(client) = self.inner.http.lock().get(&key) {
+            return Ok((client.clone(), key));
         }
-        let pem = ca.as_deref().map(read_ca_file).transpose()?;
         let client = build_client(self.inner.options.timeouts, pem.as_deref())?;
-        self.inner.http.lock().insert(ca, client.clone());
-        Ok(client)
+        self.inner.http.lock().insert(key, client.clone());
+        Ok((client, key))
     }
 
     fn vault_clients(&self, profile: &Profile, cloud: &Cloud) -> Result<Arc<VaultClients>> {
         let vault_url = cloud.check_vault_url(&profile.vault_url)?.to_string();
+        let (http, ca) = self.http_for(cloud)?;
         let key = VaultKey {
             vault_url: vault_url.clone(),
             credential: profile.credential,
             cloud: cloud.clone(),
             tenant: profile.tenant.clone(),
+            ca,
         };
         if let Some(clients) = self.inner.vaults.lock().get(&key) {
             return Ok(clients.clone());
         }
-        let http = self.http_for(cloud)?;
         let options = sdk_client_options(http, self.inner.options.key_vault_retry);
         let credential = key_vault_credential(profile.credential, cloud, &profile.tenant, options.clone())?;
         let clients = Arc::new(VaultClients::new(

@@ -70,6 +70,31 @@ impl EntraError {
     pub fn is_key_not_found(&self) -> bool {
         self.code == Some(700027)
     }
+
+    /// A few words for a notification, e.g. `AADSTS700027: certificate not registered`; the full text
+    /// (description, hint, trace and correlation ids) is the `Display` form.
+    pub fn summary(&self) -> String {
+        let what = match self.code {
+            Some(700016) => "app not found in the tenant",
+            Some(700027) => "certificate not registered",
+            Some(700024) => "assertion outside its time window (clock skew?)",
+            Some(700023) => "wrong audience",
+            Some(700021) => "issuer is not the client id",
+            Some(7000215) => "client secret sent",
+            Some(7000218) => "no credential",
+            Some(50013) => "assertion rejected",
+            Some(90002) | Some(90023) => "tenant not found",
+            Some(500011) => "resource not found in the tenant",
+            Some(1002012) | Some(70011) => "scope must end in /.default",
+            Some(700025) => "public client",
+            _ if self.error == "invalid_scope" => "scope must end in /.default",
+            _ => self.error.as_str(),
+        };
+        match self.code {
+            Some(code) => format!("AADSTS{code}: {what}"),
+            None => format!("Entra ID: {what} ({})", self.status),
+        }
+    }
 }
 
 /// What a developer should do about a given AADSTS code (or OAuth2 error).

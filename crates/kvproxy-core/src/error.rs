@@ -39,6 +39,9 @@ pub enum Error {
     #[error("the profile file {path} could not be read: {message}. It was left as it is; fix or move it")]
     CorruptProfileFile { path: PathBuf, message: String },
 
+    #[error("the settings file {path} could not be read: {message}. It was left as it is; fix or remove it")]
+    CorruptSettingsFile { path: PathBuf, message: String },
+
     #[error("{context} ({path}): {source}")]
     Io {
         context: &'static str,
@@ -95,13 +98,35 @@ impl Error {
             | Error::ProfileNotFound(_)
             | Error::NoDefaultProfile
             | Error::ProfileExists(_)
-            | Error::CorruptProfileFile { .. } => ErrorClass::Input,
+            | Error::CorruptProfileFile { .. }
+            | Error::CorruptSettingsFile { .. } => ErrorClass::Input,
             Error::Io { .. } | Error::Keyring(_) => ErrorClass::Local,
             Error::Entra(e) if e.is_transient() => ErrorClass::Network,
             Error::Entra(_) | Error::Credential { .. } | Error::Certificate(_) => ErrorClass::Auth,
             Error::KeyVault { status, .. } if *status == 429 || *status >= 500 || *status == 0 => ErrorClass::Network,
             Error::KeyVault { .. } => ErrorClass::Auth,
             Error::Network { .. } | Error::Protocol { .. } => ErrorClass::Network,
+        }
+    }
+
+    /// A few words for a notification or a status line; the `Display` form has the details and the fix.
+    pub fn summary(&self) -> String {
+        match self {
+            Error::Entra(e) => e.summary(),
+            Error::KeyVault { operation, status, .. } => format!("Key Vault {operation} failed ({status})"),
+            Error::Credential { source_name, .. } => format!("Key Vault sign-in failed ({source_name})"),
+            Error::Network { target, .. } => format!("{target} unreachable"),
+            Error::CorruptProfileFile { .. } => "profiles.toml cannot be read".into(),
+            Error::CorruptSettingsFile { .. } => "settings.toml cannot be read".into(),
+            Error::InvalidField { field, .. } => format!("profile field '{field}' is invalid"),
+            other => {
+                let text = other.to_string();
+                let first = text.split(". ").next().unwrap_or(&text);
+                match first.char_indices().nth(100) {
+                    Some((cut, _)) => format!("{}…", &first[..cut]),
+                    None => first.to_string(),
+                }
+            }
         }
     }
 

@@ -146,6 +146,16 @@ pub fn platform_keyring() -> Result<Arc<CredentialStore>> {
     }
 }
 
+/// The OS keyring unless `KVPROXY_KEYRING=off` (tests and CI without a desktop session). `Ok(None)` means
+/// switched off; an error means there should be one and there is not, which callers may downgrade to a
+/// warning and run with a per-process cache.
+pub fn keyring_from_env() -> Result<Option<Arc<CredentialStore>>> {
+    if std::env::var("KVPROXY_KEYRING").as_deref() == Ok("off") {
+        return Ok(None);
+    }
+    platform_keyring().map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ pub mod keyinfo;
 mod keyvault;
 pub mod profile;
 pub mod secret;
+pub mod settings;
 
 pub use assertion::{Thumbprints, decode_claims};
 pub use broker::{Broker, BrokerOptions, IssuedToken, RetrySettings, TokenOptions};
@@ -25,6 +26,7 @@ pub use client_assertion::{KeyVaultAssertion, KeyVaultAssertionOptions};
 pub use cloud::{Cloud, CloudName, CustomCloud};
 pub use entra::EntraError;
 pub use error::{Error, ErrorClass, Result};
-pub use keyinfo::{KeyInfo, KeyInfoStore, platform_keyring};
+pub use keyinfo::{KeyInfo, KeyInfoStore, keyring_from_env, platform_keyring};
 pub use profile::{CredentialSource, Profile, ProfileFile, ProfileStore, SigningAlgorithm, config_dir};
 pub use secret::SecretString;
+pub use settings::{Settings, SettingsStore};

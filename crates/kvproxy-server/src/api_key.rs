@@ -65,6 +65,51 @@ impl ApiKeyStore {
     }
 }
 
+/// Where a running server's API key came from, for the line that tells the user how to get it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// `KVPROXY_API_KEY`.
+    Environment,
+    /// The OS keyring (created there on first use).
+    Keyring,
+    /// Random, for this process only: there is no keyring to keep it in.
+    Ephemeral,
+}
+
+impl std::fmt::Display for ApiKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ApiKeySource::Environment => "from KVPROXY_API_KEY",
+            ApiKeySource::Keyring => "from the OS keyring: `kvproxy api-key show`",
+            ApiKeySource::Ephemeral => "random, for this run only (no OS keyring)",
+        })
+    }
+}
+
+/// Shorter keys are refused: the key is the only thing between a local process and the user's tokens.
+pub const MIN_API_KEY_LEN: usize = 32;
+
+/// The key a server run uses: `KVPROXY_API_KEY`, else the keyring's (created on first use), else a random
+/// one for this run only.
+pub fn resolve_api_key(keyring: Option<&Arc<CredentialStore>>) -> Result<(SecretString, ApiKeySource)> {
+    if let Ok(key) = std::env::var("KVPROXY_API_KEY")
+        && !key.trim().is_empty()
+    {
+        let key = key.trim();
+        if key.len() < MIN_API_KEY_LEN {
+            return Err(Error::invalid(
+                "KVPROXY_API_KEY",
+                "must be at least 32 characters; better, let kvproxy generate one (`kvproxy api-key show`)",
+            ));
+        }
+        return Ok((SecretString::new(key.to_string()), ApiKeySource::Environment));
+    }
+    match keyring {
+        Some(store) => Ok((ApiKeyStore::new(store.clone()).get_or_create()?, ApiKeySource::Keyring)),
+        None => Ok((generate_api_key()?, ApiKeySource::Ephemeral)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

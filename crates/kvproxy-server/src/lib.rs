@@ -6,15 +6,18 @@
 
 pub mod activity;
 pub mod api_key;
+pub mod demo;
 mod guard;
 pub mod openapi;
 mod problem;
 mod routes;
+mod running;
 pub mod serve;
 pub use serve::DEFAULT_PORT;
 mod state;
 
 pub use activity::{Activity, ActivityRecord};
-pub use api_key::{ApiKeyStore, generate_api_key};
+pub use api_key::{ApiKeySource, ApiKeyStore, generate_api_key, resolve_api_key};
+pub use running::RunningServer;
 pub use serve::{BindError, ServerConfig, bind_addresses, router, serve};
 pub use state::AppState;

@@ -13,8 +13,7 @@ use tokio::net::TcpListener;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-/// The same default port as the .NET proxy this replaces.
-pub const DEFAULT_PORT: u16 = 5616;
+pub use kvproxy_core::settings::DEFAULT_PORT;
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Every route the server answers, as `(method, path)`: the OpenAPI document is tested against it.
@@ -128,8 +127,15 @@ pub async fn serve(
 
 /// Binds every address; an IPv6 loopback that the machine lacks is skipped with a warning.
 pub async fn bind(config: &ServerConfig) -> Result<Vec<TcpListener>, BindError> {
-    let mut listeners = Vec::new();
-    for addr in bind_addresses(config)? {
+    let mut listeners: Vec<TcpListener> = Vec::new();
+    for mut addr in bind_addresses(config)? {
+        // With port 0 the first bind picks the port; the other addresses must share it, or `localhost`
+        // would mean different servers on IPv4 and IPv6.
+        if addr.port() == 0
+            && let Some(port) = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port())
+        {
+            addr.set_port(port);
+        }
         match TcpListener::bind(addr).await {
             Ok(listener) => listeners.push(listener),
             Err(e) if addr.is_ipv6() && config.binds.len() > 1 && e.kind() == std::io::ErrorKind::AddrNotAvailable => {

@@ -3,52 +3,24 @@
 
 use crate::args::DemoArgs;
 use crate::exit::UsageError;
-use kvproxy_core::{CloudName, CredentialSource, CustomCloud, Profile, SigningAlgorithm, config_dir};
-use kvproxy_emulator::{Emulator, EmulatorConfig};
-
-/// Fixed so the demo profile stays valid across demo restarts.
-const DEMO_TENANT_ID: &str = "dec0de00-0000-4000-8000-00000000de70";
-pub const DEMO_PROFILE: &str = "demo";
+use kvproxy_server::demo::{DEMO_PROFILE, DemoError, DemoTenant};
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let config = EmulatorConfig {
-        port: args.port,
-        tenant_id: DEMO_TENANT_ID.into(),
-        ..Default::default()
-    };
-    let emulator = Emulator::start(config).await.map_err(|e| {
-        UsageError(format!(
-            "could not start the demo tenant on port {}: {e} (pick another with --port)",
-            args.port
-        ))
-    })?;
-    let seed = emulator.seed_demo();
-
-    // The CA's public certificate only; its private key lives and dies with this process.
-    let ca_file = config_dir()?.join("demo-ca.pem");
-    if let Some(dir) = ca_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&ca_file, emulator.ca_pem())?;
-
-    let profile = Profile {
-        name: DEMO_PROFILE.into(),
-        tenant: seed.tenant_id.clone(),
-        client_id: seed.client_id.clone(),
-        vault_url: seed.vault_url.clone(),
-        certificate: seed.certificate_name.clone(),
-        scopes: vec![seed.scope.clone()],
-        algorithm: SigningAlgorithm::PS256,
-        cloud: CloudName::Custom,
-        custom_cloud: Some(CustomCloud {
-            authority_host: seed.authority_host.clone(),
-            vault_suffixes: vec!["vault.localhost".into()],
-            ca_file: Some(ca_file.clone()),
-        }),
-        credential: CredentialSource::Emulator,
-    };
     let store = super::store()?;
-    store.upsert(profile, true)?;
+    let tenant = DemoTenant::start(args.port, &store, false).await.map_err(|e| match e {
+        DemoError::Core(core) => anyhow::Error::new(core),
+        other => UsageError(format!("{other} (pick another port with --port)")).into(),
+    })?;
+    let (emulator, seed) = match &tenant {
+        DemoTenant::Owned { emulator, seed } => (emulator, seed),
+        DemoTenant::Shared { port } => {
+            return Err(UsageError(format!(
+                "the demo tenant already runs on port {port} (KeyVault Proxy or another `kvproxy demo`); its '{DEMO_PROFILE}' profile works as it is"
+            ))
+            .into());
+        }
+    };
+    let ca_file = store.path().with_file_name("demo-ca.pem");
 
     println!(
         "KeyVault Proxy DEMO tenant is running (emulated Entra ID + Key Vault on 127.0.0.1:{}).",
@@ -79,7 +51,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("ready. Press Ctrl-C to stop the demo tenant.");
     tokio::signal::ctrl_c().await?;
-    emulator.shutdown().await;
+    tenant.shutdown().await;
     eprintln!("demo tenant stopped");
     Ok(())
 }

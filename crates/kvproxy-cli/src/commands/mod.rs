@@ -9,7 +9,7 @@ mod serve;
 mod token;
 
 use crate::args::{Cli, Command};
-use kvproxy_core::{Broker, BrokerOptions, KeyInfoStore, ProfileStore, platform_keyring};
+use kvproxy_core::{Broker, BrokerOptions, KeyInfoStore, ProfileStore, keyring_from_env};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -29,16 +29,10 @@ pub(crate) fn store() -> anyhow::Result<ProfileStore> {
 
 /// The OS keyring unless `KVPROXY_KEYRING=off`; `None` (with a warning) when there is none.
 pub(crate) fn keyring() -> Option<std::sync::Arc<keyring_core::CredentialStore>> {
-    match std::env::var("KVPROXY_KEYRING").as_deref() {
-        Ok("off") => None,
-        _ => match platform_keyring() {
-            Ok(store) => Some(store),
-            Err(e) => {
-                tracing::warn!("{e}; key info will not be cached between runs");
-                None
-            }
-        },
-    }
+    keyring_from_env().unwrap_or_else(|e| {
+        tracing::warn!("{e}; key info will not be cached between runs");
+        None
+    })
 }
 
 /// A broker whose key info cache persists in the OS keyring when there is one. Without a keyring it

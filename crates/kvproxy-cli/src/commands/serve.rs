@@ -2,7 +2,7 @@
 
 use crate::args::ServeArgs;
 use kvproxy_core::CredentialSource;
-use kvproxy_server::{AppState, ServerConfig, serve};
+use kvproxy_server::{AppState, BindError, RunningServer, ServerConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -25,29 +25,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "         gets tokens of your apps; Host checks are relaxed for these addresses. Prefer SSH port forwarding."
         );
     }
-    let listeners = kvproxy_server::serve::bind(&config).await.map_err(|e| match e {
-        kvproxy_server::BindError::NotLoopback(_) => anyhow::Error::new(crate::exit::UsageError(e.to_string())),
-        other => anyhow::Error::new(other),
-    })?;
     let (api_key, key_source) = super::api_key::for_server()?;
-    // With --port 0 the OS picks the port; the Origin allowlist needs the real one.
-    let port = listeners
-        .first()
-        .and_then(|l| l.local_addr().ok())
-        .map(|a| a.port())
-        .unwrap_or(args.port);
-    let mut state = AppState::new(super::broker(), super::store()?, api_key, port);
+    let mut state = AppState::new(super::broker(), super::store()?, api_key, args.port);
     state.extra_hosts = exposed;
     state.credential = CredentialSource::Auto;
-    for listener in &listeners {
-        if let Ok(addr) = listener.local_addr() {
-            println!("listening on http://{addr}");
-        }
+    let server = RunningServer::start(state, &config).await.map_err(|e| match e {
+        BindError::NotLoopback(_) => anyhow::Error::new(crate::exit::UsageError(e.to_string())),
+        other => anyhow::Error::new(other),
+    })?;
+    for addr in server.local_addrs() {
+        println!("listening on http://{addr}");
     }
-    println!("Swagger UI:  http://localhost:{port}/swagger/index.html");
+    println!("Swagger UI:  {}/swagger/index.html", server.base_url());
     println!("API key:     {key_source}");
     println!("ready. Press Ctrl-C to stop.");
-    serve(state, listeners, shutdown_signal()).await?;
+    server.stop_on(shutdown_signal()).await?;
     eprintln!("stopped");
     Ok(())
 }

@@ -1,0 +1,135 @@
+//! The loopback API as a value: bind, learn the address, stop, start again.
+//!
+//! `kvproxy serve` and the desktop app both run the API through [`RunningServer`]; the app pauses it by
+//! stopping it and resumes it by starting a new one over the same [`AppState`], so the token cache, the API
+//! key and the activity log carry over a pause.
+
+use crate::serve::{BindError, ServerConfig, bind, serve};
+use crate::state::AppState;
+use std::net::SocketAddr;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A server that is listening. Dropping it without [`RunningServer::stop`] also stops it (the listeners close
+/// once in-flight requests are done).
+pub struct RunningServer {
+    addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// Binds every address of `config` and serves `state` on them. With port 0 the OS picks a free port and
+    /// the state's Origin allowlist gets the real one.
+    pub async fn start(mut state: AppState, config: &ServerConfig) -> Result<Self, BindError> {
+        let listeners = bind(config).await?;
+        let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        if let Some(addr) = addrs.first() {
+            state.port = addr.port();
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(serve(state, listeners, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        Ok(Self {
+            addrs,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addrs.first().map(SocketAddr::port).unwrap_or_default()
+    }
+
+    /// `http://localhost:PORT`, the address users type (and the Host the guard accepts).
+    pub fn base_url(&self) -> String {
+        format!("http://localhost:{}", self.port())
+    }
+
+    /// Closes the listeners, lets in-flight requests finish and returns how serving ended.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            None => Ok(()),
+        }
+    }
+
+    /// Serves until `signal` resolves, then stops as [`RunningServer::stop`] does.
+    pub async fn stop_on(self, signal: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        signal.await;
+        self.stop().await
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvproxy_core::{Broker, BrokerOptions, ProfileStore, SecretString};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn state(dir: &std::path::Path) -> AppState {
+        AppState::new(
+            Broker::new(BrokerOptions::default()),
+            ProfileStore::new(dir.join("profiles.toml")),
+            SecretString::new("k".repeat(43)),
+            0,
+        )
+    }
+
+    fn config(port: u16) -> ServerConfig {
+        ServerConfig {
+            port,
+            binds: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            allow_non_loopback: false,
+        }
+    }
+
+    async fn health(addr: SocketAddr) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!(
+            "GET /health HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+            addr.port()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        Ok(answer)
+    }
+
+    #[tokio::test]
+    async fn stops_and_starts_again_on_the_same_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = RunningServer::start(state(dir.path()), &config(0)).await.unwrap();
+        let addr = server.local_addrs()[0];
+        assert_ne!(addr.port(), 0);
+        assert_eq!(server.base_url(), format!("http://localhost:{}", addr.port()));
+        assert!(health(addr).await.unwrap().starts_with("HTTP/1.1 200"));
+
+        server.stop().await.unwrap();
+        assert!(health(addr).await.is_err(), "the port still answers after stop");
+
+        let again = RunningServer::start(state(dir.path()), &config(addr.port()))
+            .await
+            .unwrap();
+        assert!(health(addr).await.unwrap().starts_with("HTTP/1.1 200"));
+        // A second server on a port in use is a bind error that names the address.
+        let Err(busy) = RunningServer::start(state(dir.path()), &config(addr.port())).await else {
+            panic!("bound a port that is in use");
+        };
+        assert!(busy.to_string().contains(&addr.to_string()), "{busy}");
+        drop(again);
+    }
+}
