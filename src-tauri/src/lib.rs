@@ -1,32 +1,108 @@
-//! The desktop shell of KeyVault Proxy: a tray icon and one window over the `kvproxy` engine.
-//!
-//! This crate only glues Tauri to the library crates (DESIGN.md §2); anything worth testing on its own
-//! belongs in `crates/`, which build without WebKit.
+//! The KeyVault Proxy desktop app: a tray icon that copies tokens, the loopback API, and a window made on
+//! demand. This crate is glue between Tauri and the library crates (`kvproxy-core` for tokens,
+//! `kvproxy-server` for the API and the demo tenant); the rules worth testing on their own live in
+//! [`menu`] and in those crates.
 
+mod clipboard;
+mod commands;
+pub mod menu;
+mod notify;
+mod state;
 mod tray;
+mod trayhost;
+mod watch;
 mod window;
 
-use tauri::WindowEvent;
+use state::Desktop;
+use tauri::{Manager, RunEvent};
 
-/// Builds and runs the app until the user picks "Quit" in the tray menu.
+/// Builds and runs the app until "Quit" (or, with no tray host, until the window is closed).
 pub fn run() -> tauri::Result<()> {
-    tauri::Builder::default()
-        .setup(|app| {
-            tray::install(app.handle())?;
+    init_logging();
+    let tray_host = trayhost::present();
+
+    let app = tauri::Builder::default()
+        // First: a second start must hand over to the running app before it does anything else.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            say("second start: showing the window");
+            window::show(app);
+        }))
+        .plugin(tauri_plugin_notification::init())
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::try_demo,
+            commands::add_profile,
+            commands::copy_token,
+            commands::run_action,
+            commands::dismiss,
+        ])
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let desktop = Desktop::new(handle.clone(), tray_host);
+            app.manage(desktop.clone());
+            if tray_host {
+                tray::install(&handle, &desktop)?;
+            } else {
+                // An icon nobody shows is no use, and the indicator library's fallback for it can block.
+                let _ = handle.remove_tray_by_id(tray::TRAY_ID);
+                desktop.notice(
+                    "warning",
+                    "No tray on this desktop",
+                    "Nothing on this desktop shows tray icons (on GNOME, install the AppIndicator extension). This window is the way in; closing it quits KeyVault Proxy.",
+                );
+                say("tray: no StatusNotifierWatcher on the session bus; the window stays open");
+            }
+            match watch::start(desktop.clone()) {
+                Ok(watcher) => {
+                    app.manage(watcher);
+                }
+                Err(error) => desktop.notice(
+                    "warning",
+                    "Profile changes are not followed",
+                    format!("{error}. Restart the app after editing profiles."),
+                ),
+            }
+            if !tray_host || !desktop.has_profiles() || desktop.status().profiles_error.is_some() {
+                window::show(&handle);
+            }
+            let started = desktop.clone();
+            tauri::async_runtime::spawn(async move {
+                started.start_api().await;
+                started.demo_if_saved().await;
+                started.changed();
+                say("ready");
+            });
             Ok(())
         })
-        .on_window_event(|window, event| {
-            // The app lives in the tray, so closing the window must not end it: the server and the token
-            // cache stay up until "Quit".
-            if let WindowEvent::CloseRequested { api, .. } = event
-                && window.label() == window::MAIN
-            {
-                api.prevent_close();
-                if let Err(error) = window.hide() {
-                    eprintln!("kvproxy-desktop: could not hide the window: {error}");
-                }
-            }
-        })
-        // The path is relative to this crate; relative paths inside the file resolve from the repository root.
-        .run(tauri::generate_context!("../tauri.conf.json"))
+        .build(tauri::generate_context!("../tauri.conf.json"))?;
+
+    app.run(move |handle, event| match event {
+        // Closing the window ends the app only when there is no tray to come back from.
+        RunEvent::ExitRequested { code: None, api, .. } if tray_host => {
+            api.prevent_exit();
+        }
+        RunEvent::Exit => {
+            let desktop = handle.state::<Desktop>().inner().clone();
+            tauri::async_runtime::block_on(desktop.shutdown());
+        }
+        _ => {}
+    });
+    Ok(())
+}
+
+/// One status line on stdout for whoever started the app from a terminal (and for tests); a closed or
+/// broken stdout is not the app's problem.
+pub(crate) fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KVPROXY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,65 +1,102 @@
-//! The tray icon's menu and click handling.
-//!
-//! Tauri creates the icon itself from `app.trayIcon` in `tauri.conf.json`, which keeps the icon path in the
-//! one config file; this module only attaches the menu and the handlers to it.
+//! The tray icon: its menu, built from [`crate::menu`], and what its clicks do.
 
-use std::error::Error;
-
+use crate::menu::{self, Action, MenuEntry};
+use crate::state::Desktop;
+use crate::window;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconEvent};
-use tauri::{AppHandle, Runtime};
+use tauri::{AppHandle, Manager, Wry};
 
-use crate::window;
+/// The tray icon's id in `tauri.conf.json`. Fixed, so the icon's D-Bus path on Linux is predictable
+/// (`/org/ayatana/NotificationItem/kvproxy`).
+pub const TRAY_ID: &str = "kvproxy";
 
-/// The id of the tray icon declared in `tauri.conf.json`.
-const TRAY_ID: &str = "main";
-
-const OPEN: &str = "open";
-const QUIT: &str = "quit";
-
-/// Attaches the menu and the event handlers to the tray icon Tauri created from the config.
-pub fn install<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn Error>> {
-    let Some(tray) = app.tray_by_id(TRAY_ID) else {
-        return Err(format!("no tray icon `{TRAY_ID}`: tauri.conf.json must declare app.trayIcon").into());
-    };
-
-    let open = MenuItem::with_id(app, OPEN, "Open KeyVault Proxy", true, None::<&str>)?;
-    let separator = PredefinedMenuItem::separator(app)?;
-    // Not PredefinedMenuItem::quit: Linux has no native quit item, and an explicit exit also covers
-    // the hidden window, which a plain "close the last window" would not.
-    let quit = MenuItem::with_id(app, QUIT, "Quit", true, None::<&str>)?;
-    let menu = Menu::with_items(app, &[&open, &separator, &quit])?;
-
-    tray.set_menu(Some(menu))?;
+/// Gives the icon Tauri made from `app.trayIcon` in `tauri.conf.json` its menu and handlers.
+pub fn install(app: &AppHandle<Wry>, desktop: &Desktop) -> tauri::Result<()> {
+    let tray = app
+        .tray_by_id(TRAY_ID)
+        .ok_or_else(|| tauri::Error::AssetNotFound(format!("tray icon '{TRAY_ID}' in tauri.conf.json")))?;
+    tray.set_menu(Some(build_menu(app, desktop)?))?;
     tray.on_menu_event(on_menu_event);
     tray.on_tray_icon_event(on_tray_icon_event);
     Ok(())
 }
 
-fn on_menu_event<R: Runtime>(app: &AppHandle<R>, event: MenuEvent) {
-    match event.id().as_ref() {
-        OPEN => open_window(app),
-        QUIT => app.exit(0),
-        _ => {}
+/// Rebuilds the menu from the current profiles and API state.
+pub fn refresh(desktop: &Desktop) {
+    let app = desktop.app();
+    let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
+    let result = build_menu(app, desktop).and_then(|menu| tray.set_menu(Some(menu)));
+    if let Err(error) = result {
+        tracing::warn!("could not rebuild the tray menu: {error}");
     }
 }
 
-/// A left click opens the window on the platforms that report tray clicks (Windows, macOS); on Linux the
-/// indicator only ever shows the menu.
-fn on_tray_icon_event<R: Runtime>(tray: &TrayIcon<R>, event: TrayIconEvent) {
+fn build_menu(app: &AppHandle<Wry>, desktop: &Desktop) -> tauri::Result<Menu<Wry>> {
+    let menu = Menu::new(app)?;
+    for entry in menu::build(&desktop.menu_profiles(), desktop.api_state()) {
+        match entry {
+            MenuEntry::Item { id, label } => menu.append(&MenuItem::with_id(app, id, label, true, None::<&str>)?)?,
+            MenuEntry::Separator => menu.append(&PredefinedMenuItem::separator(app)?)?,
+        }
+    }
+    Ok(menu)
+}
+
+fn on_menu_event(app: &AppHandle<Wry>, event: MenuEvent) {
+    match menu::action(event.id().as_ref()) {
+        Some(action) => perform(app, action),
+        None => tracing::debug!(id = event.id().as_ref(), "menu event for an unknown item"),
+    }
+}
+
+/// Where the OS reports clicks on the icon (Windows, macOS), a left click copies the default profile's
+/// token. Linux indicators report no clicks: the menu is the way there.
+fn on_tray_icon_event(tray: &TrayIcon<Wry>, event: TrayIconEvent) {
     if let TrayIconEvent::Click {
         button: MouseButton::Left,
         button_state: MouseButtonState::Up,
         ..
     } = event
     {
-        open_window(tray.app_handle());
+        let app = tray.app_handle();
+        let default = app
+            .state::<Desktop>()
+            .menu_profiles()
+            .into_iter()
+            .find(|p| p.is_default);
+        match default {
+            Some(profile) => perform(app, Action::CopyToken(profile.name)),
+            None => perform(app, Action::OpenWindow),
+        }
     }
 }
 
-fn open_window<R: Runtime>(app: &AppHandle<R>) {
-    // A menu handler has nowhere to return an error to; the log is the only place it can surface.
-    if let Err(error) = window::show_main(app) {
-        eprintln!("kvproxy-desktop: could not open the window: {error}");
+/// Runs an action off the UI thread where it waits on the network.
+pub fn perform(app: &AppHandle<Wry>, action: Action) {
+    let desktop = app.state::<Desktop>().inner().clone();
+    match action {
+        Action::CopyToken(name) => {
+            tauri::async_runtime::spawn(async move {
+                let _ = desktop.copy_token(&name).await;
+            });
+        }
+        Action::OpenWindow => window::show(app),
+        Action::CopyApiKey => {
+            let _ = desktop.copy_api_key();
+        }
+        Action::PauseApi => {
+            tauri::async_runtime::spawn(async move {
+                desktop.stop_api().await;
+                desktop.changed();
+            });
+        }
+        Action::ResumeApi => {
+            tauri::async_runtime::spawn(async move {
+                desktop.start_api().await;
+                desktop.changed();
+            });
+        }
+        Action::Quit => app.exit(0),
     }
 }

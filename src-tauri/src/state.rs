@@ -1,0 +1,486 @@
+//! Everything the app holds while it runs, in one place: the engine, the loopback API, the demo tenant, the
+//! clipboard and what the window should tell the user. The tray, the window's commands and the file watcher
+//! all act through [`Desktop`], so a token copied from the tray and one fetched over the API come from the
+//! same broker and the same cache.
+
+use crate::clipboard::SecretClipboard;
+use crate::menu::{ApiState, MenuProfile};
+use crate::notify;
+use kvproxy_core::{
+    Broker, BrokerOptions, Error as CoreError, KeyInfoStore, Profile, ProfileFile, ProfileStore, SecretString,
+    Settings, SettingsStore, TokenOptions, keyring_from_env,
+};
+use kvproxy_server::demo::{DEMO_PORT, DemoTenant, demo_port_of};
+use kvproxy_server::{ActivityRecord, ApiKeySource, AppState, RunningServer, ServerConfig, resolve_api_key};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+use tauri::{AppHandle, Emitter, Wry};
+
+/// The event the window listens to; it then asks for a fresh [`StatusView`].
+pub const CHANGED_EVENT: &str = "kvproxy://changed";
+
+/// Something the window shows until the user dismisses it: a failed token, a port in use, a bad file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice {
+    pub id: u64,
+    /// `error` or `warning`.
+    pub level: &'static str,
+    pub title: String,
+    /// The whole story: the error with its hint, trace id and correlation id.
+    pub detail: String,
+}
+
+/// A profile as the window lists it. No secret in here.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileView {
+    pub name: String,
+    pub is_default: bool,
+    pub demo: bool,
+    pub tenant: String,
+    pub client_id: String,
+    pub vault_url: String,
+    pub certificate: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiView {
+    pub running: bool,
+    pub url: Option<String>,
+    pub port: u16,
+    pub key_source: String,
+}
+
+/// What the window renders.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub profiles: Vec<ProfileView>,
+    /// Why the profiles file could not be read; the list above is the last one that could.
+    pub profiles_error: Option<String>,
+    pub profiles_path: String,
+    pub api: ApiView,
+    /// False when no tray host is on the desktop: the window is then the way in, and closing it quits.
+    pub tray: bool,
+    pub notices: Vec<Notice>,
+    pub clipboard_clear_secs: u64,
+}
+
+struct Inner {
+    app: AppHandle<Wry>,
+    broker: Broker,
+    profiles: ProfileStore,
+    settings: Settings,
+    /// Shared by every start of the API, so a pause keeps the cache, the key and the activity log.
+    server_state: AppState,
+    server_config: ServerConfig,
+    api: tokio::sync::Mutex<Option<RunningServer>>,
+    api_port: RwLock<Option<u16>>,
+    /// The port of the first successful start: a resumed API comes back where clients expect it, also
+    /// when the setting was 0 (any free port).
+    first_port: RwLock<Option<u16>>,
+    /// False until the first start of the API has been tried.
+    api_tried: AtomicBool,
+    api_key: SecretString,
+    api_key_source: ApiKeySource,
+    clipboard: SecretClipboard,
+    /// The last profiles file that could be read; the menu keeps showing it while the file is broken.
+    last_good: RwLock<ProfileFile>,
+    profiles_error: RwLock<Option<String>>,
+    demo: tokio::sync::Mutex<Option<DemoTenant>>,
+    notices: Mutex<Vec<Notice>>,
+    next_notice: AtomicU64,
+    tray: bool,
+}
+
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Desktop {
+    inner: Arc<Inner>,
+}
+
+impl Desktop {
+    /// Reads settings and profiles and prepares the engine. Problems become notices for the window rather
+    /// than a refusal to start: the tray must come up even when something is off.
+    pub fn new(app: AppHandle<Wry>, tray: bool) -> Self {
+        let mut notices = Vec::new();
+        let mut warn = |title: &str, detail: String| {
+            notices.push(Notice {
+                id: notices.len() as u64 + 1,
+                level: "warning",
+                title: title.into(),
+                detail,
+            })
+        };
+        let settings_store = SettingsStore::default_location();
+        let settings = settings_store
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|store| store.load().map_err(|e| e.to_string()))
+            .and_then(|s| s.with_env_overrides().map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| {
+                warn("Settings not applied; using the defaults", e);
+                Settings::default()
+            });
+        let keyring = keyring_from_env().unwrap_or_else(|e| {
+            warn(
+                "No OS keyring",
+                format!("{e}. Key info is cached for this run only, and the API key changes at every start."),
+            );
+            None
+        });
+        let broker = Broker::new(BrokerOptions {
+            key_info_store: KeyInfoStore::new(keyring.clone()),
+            ..Default::default()
+        });
+        let (api_key, api_key_source) = resolve_api_key(keyring.as_ref()).unwrap_or_else(|e| {
+            warn("API key", format!("{e}. A random key is used for this run."));
+            let key = kvproxy_server::generate_api_key().unwrap_or_else(|_| SecretString::new(String::new()));
+            (key, ApiKeySource::Ephemeral)
+        });
+        let profiles = ProfileStore::default_location()
+            .unwrap_or_else(|_| ProfileStore::new(std::path::PathBuf::from("profiles.toml")));
+        let server_state = AppState::new(broker.clone(), profiles.clone(), api_key.clone(), settings.port);
+        let server_config = ServerConfig {
+            port: settings.port,
+            ..Default::default()
+        };
+        let next_notice = AtomicU64::new(notices.len() as u64 + 1);
+        let desktop = Desktop {
+            inner: Arc::new(Inner {
+                app,
+                broker,
+                profiles,
+                settings,
+                server_state,
+                server_config,
+                api: tokio::sync::Mutex::new(None),
+                api_port: RwLock::new(None),
+                first_port: RwLock::new(None),
+                api_tried: AtomicBool::new(false),
+                api_key,
+                api_key_source,
+                clipboard: SecretClipboard::default(),
+                last_good: RwLock::new(ProfileFile::default()),
+                profiles_error: RwLock::new(None),
+                demo: tokio::sync::Mutex::new(None),
+                notices: Mutex::new(notices),
+                next_notice,
+                tray,
+            }),
+        };
+        desktop.reload_profiles();
+        desktop
+    }
+
+    pub fn app(&self) -> &AppHandle<Wry> {
+        &self.inner.app
+    }
+
+    pub fn profile_store(&self) -> &ProfileStore {
+        &self.inner.profiles
+    }
+
+    pub fn has_profiles(&self) -> bool {
+        !self.inner.last_good.read().profiles.is_empty()
+    }
+
+    /// Profiles for the tray menu: from the last readable file.
+    pub fn menu_profiles(&self) -> Vec<MenuProfile> {
+        let file = self.inner.last_good.read();
+        file.profiles
+            .keys()
+            .map(|name| MenuProfile {
+                name: name.clone(),
+                is_default: file.default.as_deref() == Some(name.as_str()),
+            })
+            .collect()
+    }
+
+    pub fn api_state(&self) -> ApiState {
+        match *self.inner.api_port.read() {
+            Some(_) => ApiState::Running,
+            None if !self.inner.api_tried.load(Ordering::SeqCst) => ApiState::Starting,
+            None => ApiState::Stopped,
+        }
+    }
+
+    /// Re-reads profiles.toml. A file that cannot be read keeps the last good profiles and says why.
+    /// Returns true when the file was read.
+    pub fn reload_profiles(&self) -> bool {
+        match self.inner.profiles.load() {
+            Ok(file) => {
+                *self.inner.last_good.write() = file;
+                *self.inner.profiles_error.write() = None;
+                true
+            }
+            Err(error) => {
+                tracing::warn!("{error}");
+                *self.inner.profiles_error.write() = Some(error.to_string());
+                false
+            }
+        }
+    }
+
+    /// Tells the tray and the window that something changed.
+    pub fn changed(&self) {
+        crate::tray::refresh(self);
+        if let Err(error) = self.inner.app.emit(CHANGED_EVENT, ()) {
+            tracing::debug!("no window to tell: {error}");
+        }
+    }
+
+    pub fn notice(&self, level: &'static str, title: impl Into<String>, detail: impl Into<String>) {
+        let id = self.inner.next_notice.fetch_add(1, Ordering::SeqCst);
+        let mut notices = self.inner.notices.lock();
+        notices.push(Notice {
+            id,
+            level,
+            title: title.into(),
+            detail: detail.into(),
+        });
+        // The window is not a log: old news goes.
+        let excess = notices.len().saturating_sub(20);
+        notices.drain(..excess);
+    }
+
+    pub fn dismiss(&self, id: u64) {
+        self.inner.notices.lock().retain(|n| n.id != id);
+    }
+
+    pub fn status(&self) -> StatusView {
+        let file = self.inner.last_good.read();
+        let profiles = file
+            .profiles
+            .values()
+            .map(|p| ProfileView {
+                name: p.name.clone(),
+                is_default: file.default.as_deref() == Some(p.name.as_str()),
+                demo: p.is_demo(),
+                tenant: p.tenant.clone(),
+                client_id: p.client_id.clone(),
+                vault_url: p.vault_url.clone(),
+                certificate: p.certificate.clone(),
+                scope: p.scopes.first().cloned().unwrap_or_default(),
+            })
+            .collect();
+        let port = *self.inner.api_port.read();
+        StatusView {
+            profiles,
+            profiles_error: self.inner.profiles_error.read().clone(),
+            profiles_path: self.inner.profiles.path().display().to_string(),
+            api: ApiView {
+                running: port.is_some(),
+                url: port.map(|p| format!("http://localhost:{p}")),
+                port: port.unwrap_or(self.inner.settings.port),
+                key_source: self.inner.api_key_source.to_string(),
+            },
+            tray: self.inner.tray,
+            notices: self.inner.notices.lock().clone(),
+            clipboard_clear_secs: self.inner.settings.clipboard_clear_secs,
+        }
+    }
+
+    // ---- the loopback API ------------------------------------------------------------------------------
+
+    /// Starts the API on the configured port. A port in use is reported (notification and window) and the
+    /// rest of the app carries on.
+    pub async fn start_api(&self) -> bool {
+        let mut api = self.inner.api.lock().await;
+        if api.is_some() {
+            return true;
+        }
+        let mut config = self.inner.server_config.clone();
+        if let Some(port) = *self.inner.first_port.read() {
+            config.port = port;
+        }
+        let started = RunningServer::start(self.inner.server_state.clone(), &config).await;
+        self.inner.api_tried.store(true, Ordering::SeqCst);
+        match started {
+            Ok(server) => {
+                self.inner.first_port.write().get_or_insert(server.port());
+                for addr in server.local_addrs() {
+                    crate::say(format!("api: listening on http://{addr}"));
+                }
+                *self.inner.api_port.write() = Some(server.port());
+                *api = Some(server);
+                true
+            }
+            Err(error) => {
+                let title = format!("The API could not start on port {}", config.port);
+                eprintln!("api: {error}");
+                notify::show(
+                    &self.inner.app,
+                    &title,
+                    "Tokens from the tray still work. Details in the window.",
+                );
+                self.notice(
+                    "error",
+                    title,
+                    format!(
+                        "{error}. Set another port in settings.toml (\"port = 5620\") or KVPROXY_PORT, then restart, or stop the other program and choose Resume API."
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    pub async fn stop_api(&self) {
+        let server = self.inner.api.lock().await.take();
+        *self.inner.api_port.write() = None;
+        if let Some(server) = server
+            && let Err(error) = server.stop().await
+        {
+            tracing::warn!("the API ended with an error: {error}");
+        }
+        crate::say("api: paused");
+    }
+
+    // ---- tokens and the clipboard -----------------------------------------------------------------------
+
+    /// Copies the profile's token (from the cache when it can) and says so in a notification; a failure is
+    /// a notification with the short reason and a notice with the details.
+    pub async fn copy_token(&self, name: &str) -> Result<(), String> {
+        let started = Instant::now();
+        let result = self.token_for(name).await;
+        self.record_tray_activity(name, result.is_ok(), started);
+        match result {
+            Ok(token) => {
+                let clear_after = self.inner.settings.clipboard_clear_after();
+                if let Err(error) = self.inner.clipboard.copy(&token.access_token, clear_after) {
+                    self.fail(name, "clipboard unavailable", error.to_string());
+                    return Err(error.to_string());
+                }
+                let body = match clear_after {
+                    Some(delay) => format!("The clipboard is cleared in {} s.", delay.as_secs()),
+                    None => String::new(),
+                };
+                notify::show(&self.inner.app, &notify::token_copied(name, token.expires_on), &body);
+                crate::say(format!(
+                    "copied: token for {name}{}",
+                    if token.from_cache { " (cached)" } else { "" }
+                ));
+                Ok(())
+            }
+            Err(error) => {
+                self.fail(name, &error.summary(), error.to_string());
+                Err(error.to_string())
+            }
+        }
+    }
+
+    fn fail(&self, profile: &str, reason: &str, detail: String) {
+        let title = format!("No token for {profile}");
+        notify::show(&self.inner.app, &title, reason);
+        self.notice("error", format!("{title}: {reason}"), detail);
+        self.changed();
+    }
+
+    async fn token_for(&self, name: &str) -> Result<kvproxy_core::IssuedToken, CoreError> {
+        let profile = self.inner.profiles.get(name)?;
+        if profile.is_demo() {
+            self.ensure_demo(&profile).await;
+        }
+        self.inner.broker.token(&profile, None, TokenOptions::default()).await
+    }
+
+    /// The tray's requests belong in the same activity log as the API's.
+    fn record_tray_activity(&self, profile: &str, ok: bool, started: Instant) {
+        self.inner.server_state.activity.push(ActivityRecord {
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            method: "TRAY".into(),
+            route: "Copy token".into(),
+            profile: Some(profile.to_string()),
+            user_agent: Some("KeyVault Proxy tray".into()),
+            status: if ok { 200 } else { 502 },
+            duration_ms: started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
+        });
+    }
+
+    pub fn copy_api_key(&self) -> Result<(), String> {
+        let clear_after = self.inner.settings.clipboard_clear_after();
+        match self.inner.clipboard.copy(&self.inner.api_key, clear_after) {
+            Ok(()) => {
+                crate::say("copied: API key");
+                notify::show(
+                    &self.inner.app,
+                    "API key copied",
+                    "Send it as Authorization: Bearer, X-Api-Key or client_secret.",
+                );
+                Ok(())
+            }
+            Err(error) => {
+                self.notice("error", "Could not copy the API key", error.to_string());
+                self.changed();
+                Err(error.to_string())
+            }
+        }
+    }
+
+    // ---- the demo tenant --------------------------------------------------------------------------------
+
+    /// Makes the demo profile work: runs the demo tenant in this process, or uses the one another process
+    /// (`kvproxy demo`) serves on its port.
+    pub async fn ensure_demo(&self, profile: &Profile) {
+        let mut demo = self.inner.demo.lock().await;
+        if matches!(*demo, Some(DemoTenant::Owned { .. })) {
+            return;
+        }
+        let port = demo_port_of(profile).unwrap_or(DEMO_PORT);
+        match DemoTenant::start(port, &self.inner.profiles, false).await {
+            Ok(tenant) => {
+                if let DemoTenant::Owned { .. } = tenant {
+                    crate::say(format!("demo: tenant running on 127.0.0.1:{}", tenant.port()));
+                }
+                *demo = Some(tenant);
+            }
+            Err(error) => {
+                self.notice("error", "The demo tenant could not start", error.to_string());
+            }
+        }
+    }
+
+    /// "Try the demo tenant": starts it and saves the `demo` profile as the default.
+    pub async fn start_demo(&self) -> Result<(), String> {
+        let mut demo = self.inner.demo.lock().await;
+        if let Some(tenant) = demo.take() {
+            tenant.shutdown().await;
+        }
+        let tenant = DemoTenant::start(DEMO_PORT, &self.inner.profiles, true)
+            .await
+            .map_err(|e| e.to_string())?;
+        crate::say(format!("demo: tenant running on 127.0.0.1:{}", tenant.port()));
+        *demo = Some(tenant);
+        drop(demo);
+        self.reload_profiles();
+        self.changed();
+        Ok(())
+    }
+
+    /// Starts the demo tenant at launch when a demo profile is saved.
+    pub async fn demo_if_saved(&self) {
+        let demo = self
+            .inner
+            .last_good
+            .read()
+            .profiles
+            .values()
+            .find(|p| p.is_demo())
+            .cloned();
+        if let Some(profile) = demo {
+            self.ensure_demo(&profile).await;
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        self.stop_api().await;
+        if let Some(tenant) = self.inner.demo.lock().await.take() {
+            tenant.shutdown().await;
+        }
+    }
+}
