@@ -11,6 +11,7 @@ mod state;
 mod tray;
 mod trayhost;
 mod watch;
+mod webkit;
 mod window;
 
 use state::Desktop;
@@ -36,6 +37,13 @@ pub fn run() -> tauri::Result<()> {
             commands::run_action,
             commands::dismiss,
         ])
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::Destroyed = event
+                && window.app_handle().webview_windows().keys().all(|label| label == window.label())
+            {
+                webkit::end_idle_network_process(window.app_handle().clone());
+            }
+        })
         .setup(move |app| {
             let handle = app.handle().clone();
             let desktop = Desktop::new(handle.clone(), tray_host);

@@ -381,7 +381,7 @@ impl Desktop {
 
     async fn token_for(&self, name: &str) -> Result<kvproxy_core::IssuedToken, CoreError> {
         let profile = self.inner.profiles.get(name)?;
-        if profile.is_demo() {
+        if DemoTenant::is_demo_profile(&profile) {
             self.ensure_demo(&profile).await;
         }
         self.inner.broker.token(&profile, None, TokenOptions::default()).await
@@ -470,7 +470,7 @@ impl Desktop {
             .read()
             .profiles
             .values()
-            .find(|p| p.is_demo())
+            .find(|p| DemoTenant::is_demo_profile(p))
             .cloned();
         if let Some(profile) = demo {
             self.ensure_demo(&profile).await;

@@ -77,22 +77,19 @@ impl DemoTenant {
             tenant_id: DEMO_TENANT_ID.into(),
             ..Default::default()
         };
+        // A taken port is found out before the emulator spends time making its keys.
+        let taken = port != 0
+            && matches!(
+                std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+            );
+        if taken {
+            return Self::shared(port, store, &ca_file).await;
+        }
         let emulator = match Emulator::start(config).await {
             Ok(emulator) => emulator,
-            Err(source) => {
-                if port != 0 && serves_demo(port, &ca_file).await {
-                    if store.get(DEMO_PROFILE).is_err() {
-                        // The other process saved the profile; it was removed since. The tenant is the same.
-                        return Err(DemoError::PortTaken { port });
-                    }
-                    return Ok(DemoTenant::Shared { port });
-                }
-                return Err(if is_addr_in_use(&source) {
-                    DemoError::PortTaken { port }
-                } else {
-                    DemoError::Start { port, source }
-                });
-            }
+            Err(source) if is_addr_in_use(&source) => return Self::shared(port, store, &ca_file).await,
+            Err(source) => return Err(DemoError::Start { port, source }),
         };
         let seed = emulator
             .try_seed_demo()
@@ -115,6 +112,21 @@ impl DemoTenant {
             emulator,
             seed: Box::new(seed),
         })
+    }
+
+    /// The port is taken: fine if the demo tenant of the saved profile serves there.
+    async fn shared(port: u16, store: &ProfileStore, ca_file: &Path) -> Result<Self, DemoError> {
+        if serves_demo(port, ca_file).await && store.get(DEMO_PROFILE).is_ok() {
+            Ok(DemoTenant::Shared { port })
+        } else {
+            Err(DemoError::PortTaken { port })
+        }
+    }
+
+    /// True for a profile of the demo tenant (as saved by [`DemoTenant::start`]), which a running app keeps
+    /// working; other profiles on an emulator (tests, a private emulator) are left to whoever runs it.
+    pub fn is_demo_profile(profile: &Profile) -> bool {
+        profile.is_demo() && profile.tenant == DEMO_TENANT_ID
     }
 
     pub fn port(&self) -> u16 {

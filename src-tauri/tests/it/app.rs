@@ -23,8 +23,12 @@ pub struct App {
 
 impl App {
     pub fn start(session: &Session, env: &[(&str, &str)]) -> App {
+        App::start_binary(session, env!("CARGO_BIN_EXE_kvproxy-desktop").as_ref(), env)
+    }
+
+    pub fn start_binary(session: &Session, binary: &std::path::Path, env: &[(&str, &str)]) -> App {
         let stderr = session.dir().join(format!("app-{}.err", std::process::id()));
-        let mut command = session.command(env!("CARGO_BIN_EXE_kvproxy-desktop"));
+        let mut command = session.command(binary);
         command
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -92,6 +96,10 @@ impl App {
                 self.stderr()
             )
         })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -171,7 +179,7 @@ impl Drop for Tenant {
     }
 }
 
-fn store(session: &Session) -> ProfileStore {
+pub fn store(session: &Session) -> ProfileStore {
     ProfileStore::new(session.config_dir().join("profiles.toml"))
 }
 
@@ -220,7 +228,7 @@ fn http_get(port: u16, path: &str, api_key: Option<&str>) -> Option<(u16, String
     Some((status, body))
 }
 
-fn is_jwt(text: &str) -> bool {
+pub fn is_jwt(text: &str) -> bool {
     text.starts_with("eyJ") && text.split('.').count() == 3
 }
 
@@ -232,7 +240,7 @@ fn menu_labels(menu: &DbusMenu) -> Vec<String> {
         .collect()
 }
 
-fn tray_menu(session: &Session, host: &TrayHost) -> DbusMenu {
+pub fn tray_menu(session: &Session, host: &TrayHost) -> DbusMenu {
     host.wait_for_item(TIMEOUT).menu(&session.bus())
 }
 
@@ -457,6 +465,15 @@ fn busy_port_second_start_window_and_quit() {
     assert!(
         app.is_running(),
         "closing the window ended the tray app; stderr: {}",
+        app.stderr()
+    );
+    // No WebKit helper outlives the window: the tray app alone is left.
+    wait_until("WebKit's helper processes to end", TIMEOUT, || {
+        (crate::measure::process_tree(app.pid()).len() == 1).then_some(())
+    });
+    assert!(
+        app.is_running(),
+        "the app ended with its window's helpers; stderr: {}",
         app.stderr()
     );
     menu.click_label("Quit");

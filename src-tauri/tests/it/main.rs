@@ -5,6 +5,7 @@
 mod app;
 mod bus;
 mod harness_selftest;
+mod measure;
 mod session;
 mod x11;
 

@@ -214,6 +214,11 @@ impl Session {
             .expect("connect to the private bus")
     }
 
+    /// The pids of the daemons (Xvfb, dbus-daemon, keyring), for checking that they are gone after a drop.
+    pub fn daemon_pids(&self) -> Vec<u32> {
+        self.daemons.iter().map(|(_, child)| child.id()).collect()
+    }
+
     /// Hands a child over to the session, which stops and reaps it before the daemons.
     pub fn adopt(&self, child: Child) {
         self.adopted.lock().expect("adopted children").push(child);
