@@ -16,7 +16,7 @@ LOCKED := --locked
 .PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust test-newman
 
 help:
-	@echo "make run     install what is missing, build, start the app (for now: the kvproxy demo tenant)"
+	@echo "make run     install what is missing, build, start the KeyVault Proxy tray app"
 	@echo "make test    install what is missing, then every test: fmt check, clippy, cargo test (real keyring)"
 	@echo "make bench   cargo bench over the workspace"
 	@echo "make build   build the whole workspace (including the Tauri app)"
@@ -39,8 +39,9 @@ run: deps
 	scripts/run.sh
 
 # Every step must pass; the first failure stops the run and its exit code is make's.
-# ---- later steps go at the end of `test` (not implemented yet) ----
-# TODO(tauri-driver): GUI tests under Xvfb through tauri-driver + WebKitWebDriver.
+# `cargo test --workspace` includes the desktop app's end-to-end tests (src-tauri/tests/it): each starts
+# its own Xvfb, D-Bus bus, keyring, tray host and notification daemon, and drives the debug build of the app
+# that the same cargo run just made. newman then reuses the `kvproxy` binary of that build.
 test: test-deps
 	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory clippy
@@ -57,13 +58,14 @@ clippy:
 	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
 
 # The OS keyring tests talk to a real Secret Service: a private D-Bus session with gnome-keyring unlocked.
+# --no-fail-fast: every crate's tests run and report, so one failure does not hide another.
 test-rust:
 	@echo "==> [3/4] tests: cargo test --workspace, inside a throwaway D-Bus session with gnome-keyring unlocked"
 	scripts/with-keyring.sh $(CARGO) test $(LOCKED) --workspace --no-fail-fast
 
 test-newman:
 	@echo "==> [4/4] Postman collection: scripts/newman.sh (newman against kvproxy demo + serve)"
-	scripts/newman.sh
+	KVPROXY_BIN="$${CARGO_TARGET_DIR:-target}/debug/kvproxy" scripts/newman.sh
 
 bench: deps
 	@echo "==> benchmarks: cargo bench --workspace"

@@ -20,13 +20,16 @@ BUILD_PACKAGES=(
     libssl-dev
 )
 # Tests: a private D-Bus session with gnome-keyring (real Secret Service) and secret-tool to check it,
-# Xvfb + WebKitWebDriver for the GUI tests, ImageMagick for screenshots.
+# Xvfb for the app's end-to-end tests, xclip to read its clipboard, gdbus (libglib2.0-bin) to talk to the
+# bus from a shell, WebKitWebDriver for the window tests, ImageMagick for screenshots.
 TEST_PACKAGES=(
     dbus
     dbus-x11
     gnome-keyring
     libsecret-tools
     xvfb
+    xclip
+    libglib2.0-bin
     webkit2gtk-driver
     imagemagick
 )

@@ -1,20 +1,16 @@
 #!/usr/bin/env bash
-# What `make run` starts. The tray app is not ready yet, so for now this runs `kvproxy demo`: a local
-# emulated Entra ID + Key Vault and a `demo` profile pointing at it. Extra arguments go to `kvproxy demo`.
+# What `make run` starts: the KeyVault Proxy desktop app (tray icon, loopback API, window on demand), built
+# in debug mode into target/ (the same build `make test` uses). Also builds the `kvproxy` CLI next to it.
+# With no profile saved, the window opens and offers the demo tenant. Extra arguments go to the app.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-echo "run: The tray app arrives in a later version; starting the demo tenant with \`kvproxy demo\` instead."
-
-# Same place kvproxy-core looks (KVPROXY_CONFIG_DIR, else the XDG config dir).
-profiles="${KVPROXY_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/kvproxy}/profiles.toml"
-if [[ -f "$profiles" ]]; then
-    # Profile tables are [profiles.NAME] (NAME possibly quoted); list every name but "demo".
-    others=$(sed -nE 's/^[[:space:]]*\[profiles\."?([^]."]+)"?[].].*/\1/p' "$profiles" | grep -vx demo | sort -u | paste -sd, - | sed "s/,/, /g" || true)
-    if [[ -n "$others" ]]; then
-        echo "run: $profiles already has your profiles ($others); running the demo anyway:"
-        echo "run: it only adds or refreshes the 'demo' profile and leaves the others alone."
-    fi
+if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
+    echo "run: no display (DISPLAY / WAYLAND_DISPLAY unset): start it from a desktop session, or under xvfb-run" >&2
+    exit 1
 fi
 
-exec cargo run --locked -p kvproxy-cli --bin kvproxy -- demo "$@"
+cargo build --locked -p kvproxy-desktop -p kvproxy-cli
+bin="${CARGO_TARGET_DIR:-target}/debug"
+echo "run: starting KeyVault Proxy (the CLI is $bin/kvproxy). Quit it from its tray menu."
+exec "$bin/kvproxy-desktop" "$@"

@@ -7,8 +7,8 @@ use crate::clipboard::SecretClipboard;
 use crate::menu::{ApiState, MenuProfile};
 use crate::notify;
 use kvproxy_core::{
-    Broker, BrokerOptions, Error as CoreError, KeyInfoStore, Profile, ProfileFile, ProfileStore, SecretString,
-    Settings, SettingsStore, TokenOptions, keyring_from_env,
+    Broker, Error as CoreError, Profile, ProfileFile, ProfileStore, SecretString, Settings, SettingsStore,
+    TokenOptions, keyring_from_env,
 };
 use kvproxy_server::demo::{DEMO_PORT, DemoTenant, demo_port_of};
 use kvproxy_server::{ActivityRecord, ApiKeySource, AppState, RunningServer, ServerConfig, resolve_api_key};
@@ -131,10 +131,7 @@ impl Desktop {
             );
             None
         });
-        let broker = Broker::new(BrokerOptions {
-            key_info_store: KeyInfoStore::new(keyring.clone()),
-            ..Default::default()
-        });
+        let broker = kvproxy_server::keyring_broker(keyring.clone());
         let (api_key, api_key_source) = resolve_api_key(keyring.as_ref()).unwrap_or_else(|e| {
             warn("API key", format!("{e}. A random key is used for this run."));
             let key = kvproxy_server::generate_api_key().unwrap_or_else(|_| SecretString::new(String::new()));
@@ -218,7 +215,14 @@ impl Desktop {
             }
             Err(error) => {
                 tracing::warn!("{error}");
-                *self.inner.profiles_error.write() = Some(error.to_string());
+                let was_readable = self.inner.profiles_error.write().replace(error.to_string()).is_none();
+                if was_readable {
+                    notify::show(
+                        &self.inner.app,
+                        "profiles.toml cannot be read",
+                        "The menu keeps the last good profiles. Open KeyVault Proxy for what is wrong with the file.",
+                    );
+                }
                 false
             }
         }

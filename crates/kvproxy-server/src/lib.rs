@@ -18,6 +18,6 @@ mod state;
 
 pub use activity::{Activity, ActivityRecord};
 pub use api_key::{ApiKeySource, ApiKeyStore, generate_api_key, resolve_api_key};
-pub use running::RunningServer;
+pub use running::{RunningServer, keyring_broker};
 pub use serve::{BindError, ServerConfig, bind_addresses, router, serve};
 pub use state::AppState;

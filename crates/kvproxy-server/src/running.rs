@@ -73,6 +73,15 @@ impl Drop for RunningServer {
     }
 }
 
+/// The broker a long-running server wants: key info cached in the OS keyring when there is one (so a restart
+/// costs one sign and one token call, not a certificate read too), in memory otherwise.
+pub fn keyring_broker(keyring: Option<std::sync::Arc<keyring_core::CredentialStore>>) -> kvproxy_core::Broker {
+    kvproxy_core::Broker::new(kvproxy_core::BrokerOptions {
+        key_info_store: kvproxy_core::KeyInfoStore::new(keyring),
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -342,7 +342,7 @@ fn tray_copies_a_token_that_the_api_serves_from_the_same_cache() {
 fn menu_follows_the_cli_and_a_broken_file_keeps_it() {
     let session = Session::start();
     let host = TrayHost::serve(&session);
-    let _notifications = NotificationServer::serve(&session);
+    let notifications = NotificationServer::serve(&session);
     store(&session)
         .upsert(public_profile("alpha"), false)
         .expect("save alpha");
@@ -376,6 +376,7 @@ fn menu_follows_the_cli_and_a_broken_file_keeps_it() {
     let good = std::fs::read_to_string(&path).expect("read profiles.toml");
     std::fs::write(&path, "[profiles.broken\n").expect("break profiles.toml");
     app.wait_line("profiles: unreadable, menu kept");
+    notifications.wait_for(|n| n.summary == "profiles.toml cannot be read", TIMEOUT);
     assert_eq!(menu_labels(&menu)[..2], ["Copy token — new_one", "Copy token — alpha"]);
     assert_eq!(
         std::fs::read_to_string(&path).expect("read"),

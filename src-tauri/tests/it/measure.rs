@@ -98,17 +98,23 @@ fn measure() {
     store(&session).upsert(tenant.profile("api"), false).expect("save api");
 
     let started = Instant::now();
-    let app = App::start_binary(
-        &session,
-        &binary,
-        &[("KVPROXY_PORT", "0"), ("KVPROXY_CLIPBOARD_CLEAR_SECS", "0")],
-    );
+    // KVPROXY_MEASURE_ENV="NAME=VALUE ..." passes extra variables to the app, to compare settings.
+    let extra = std::env::var("KVPROXY_MEASURE_ENV").unwrap_or_default();
+    let mut env: Vec<(&str, &str)> = vec![("KVPROXY_PORT", "0"), ("KVPROXY_CLIPBOARD_CLEAR_SECS", "0")];
+    env.extend(extra.split_whitespace().filter_map(|pair| pair.split_once('=')));
+    let app = App::start_binary(&session, &binary, &env);
     host.wait_for_item(TIMEOUT);
     let registered = started.elapsed();
     let menu = tray_menu(&session, &host);
     app.wait_line("ready");
 
     let (tray_only, tree) = settled_pss(app.pid());
+    if let Some(path) = std::env::var_os("KVPROXY_SMAPS") {
+        let _ = std::fs::copy(
+            format!("/proc/{}/smaps", app.pid()),
+            std::path::Path::new(&path).with_extension("tray"),
+        );
+    }
     let tray_processes: Vec<String> = tree.iter().map(|(_, comm)| comm.clone()).collect();
 
     // The first copy is cold (certificate, sign, token); the rest come from the cache.
@@ -143,6 +149,10 @@ fn measure() {
     wait_until("the window to close", TIMEOUT, || {
         (!x11::windows(&session).iter().any(|(_, t)| t == "KeyVault Proxy")).then_some(())
     });
+    app.wait_line("window: closed, WebKit network process ended");
+    if let Some(path) = std::env::var_os("KVPROXY_SMAPS") {
+        let _ = std::fs::copy(format!("/proc/{}/smaps", app.pid()), path);
+    }
     let (after_close, tree) = settled_pss(app.pid());
     let closed_processes: Vec<String> = tree.iter().map(|(_, comm)| comm.clone()).collect();
 

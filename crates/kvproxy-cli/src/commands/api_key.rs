@@ -13,7 +13,7 @@ pub fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
         ApiKeyCommand::Show => println!("{}", keys.get_or_create()?.expose()),
         ApiKeyCommand::Rotate => {
             println!("{}", keys.rotate()?.expose());
-            eprintln!("the old API key no longer works once `kvproxy serve` is restarted");
+            eprintln!("the old API key no longer works once `kvproxy serve` or the KeyVault Proxy app is restarted");
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ mod serve;
 mod token;
 
 use crate::args::{Cli, Command};
-use kvproxy_core::{Broker, BrokerOptions, KeyInfoStore, ProfileStore, keyring_from_env};
+use kvproxy_core::{Broker, ProfileStore, keyring_from_env};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -38,8 +38,5 @@ pub(crate) fn keyring() -> Option<std::sync::Arc<keyring_core::CredentialStore>>
 /// A broker whose key info cache persists in the OS keyring when there is one. Without a keyring it
 /// still works, with a warning: the cache then lasts for this process only.
 pub(crate) fn broker() -> Broker {
-    Broker::new(BrokerOptions {
-        key_info_store: KeyInfoStore::new(keyring()),
-        ..Default::default()
-    })
+    kvproxy_server::keyring_broker(keyring())
 }
