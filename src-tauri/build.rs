@@ -1,5 +1,5 @@
-//! Runs tauri-build against the single `tauri.conf.json` at the repository root (DESIGN.md §2), instead of
-//! the default copy next to this crate's `Cargo.toml`.
+//! Runs tauri-build against the single `tauri.conf.json` at the repository root (docs/ARCHITECTURE.md),
+//! instead of the default copy next to this crate's `Cargo.toml`.
 
 fn main() {
     // `generate_context!` embeds ui/ and icons/ while this crate compiles, and only files that already

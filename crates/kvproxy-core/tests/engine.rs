@@ -250,7 +250,8 @@ async fn vault_outside_the_clouds_allowlist_sends_nothing() {
     }
 }
 
-/// Every Entra error row of DESIGN.md §3 reaches the caller with its code, ids and hint.
+/// Every Entra error code that has a hint (`hint_for` in entra.rs) reaches the caller with its code, ids and
+/// hint.
 #[tokio::test]
 async fn entra_errors_carry_code_and_hint() {
     let fx = Fixture::start().await;
