@@ -25,15 +25,7 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
 
 /// The error and its causes on one line, for humans and for log scrapers alike.
 pub fn one_line(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let piece = cause.to_string();
-        if !text.contains(&piece) {
-            text.push_str(": ");
-            text.push_str(&piece);
-        }
-    }
-    text.replace(['\n', '\r'], " ")
+    kvproxy_core::error_chain(error.as_ref()).replace(['\n', '\r'], " ")
 }
 
 /// A mistake in how the command was called that clap cannot see (e.g. a missing file).

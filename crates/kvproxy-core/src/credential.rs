@@ -78,7 +78,7 @@ pub(crate) fn credential_error(source: Option<CredentialSource>, e: &azure_core:
     let Some(source) = source else {
         return Error::Credential {
             source_name: "caller-supplied".into(),
-            message: crate::entra::error_chain(e),
+            message: crate::error::error_chain(e),
             hint: "check the Key Vault credential passed to KeyVaultAssertion".into(),
         };
     };
@@ -91,7 +91,7 @@ pub(crate) fn credential_error(source: Option<CredentialSource>, e: &azure_core:
         CredentialSource::WorkloadIdentity => "check AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID",
         CredentialSource::Emulator => "is `kvproxy demo` still running?",
     };
-    let message = crate::entra::error_chain(e);
+    let message = crate::error::error_chain(e);
     if is_unreachable(e) || looks_unreachable(&message) {
         // The sign-in endpoint could not be reached: a network problem, not a refused credential.
         return Error::Network {

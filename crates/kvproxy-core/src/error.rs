@@ -1,13 +1,15 @@
 //! One error type for the engine, so the CLI, the server and the tray can each turn a failure into an exit
 //! code, an HTTP status or a message without matching on strings.
 
-use crate::entra::EntraError;
+use std::fmt;
 use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What kind of failure this is, from the point of view of the person who has to fix it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What kind of failure this is, from the point of view of the person who has to fix it. Serialised in
+/// lower case (`"input"`, `"auth"`, …), so it survives a trip over HTTP in a problem document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ErrorClass {
     /// The input (a profile field, a flag, a file) is wrong: fix the input.
     Input,
@@ -48,6 +50,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+
+    #[error("could not encode the {what}: {message}")]
+    Encode { what: &'static str, message: String },
 
     #[error("OS keyring: {0}")]
     Keyring(String),
@@ -100,7 +105,7 @@ impl Error {
             | Error::ProfileExists(_)
             | Error::CorruptProfileFile { .. }
             | Error::CorruptSettingsFile { .. } => ErrorClass::Input,
-            Error::Io { .. } | Error::Keyring(_) => ErrorClass::Local,
+            Error::Io { .. } | Error::Keyring(_) | Error::Encode { .. } => ErrorClass::Local,
             Error::Entra(e) if e.is_transient() => ErrorClass::Network,
             Error::Entra(_) | Error::Credential { .. } | Error::Certificate(_) => ErrorClass::Auth,
             Error::KeyVault { status, .. } if *status == 429 || *status >= 500 || *status == 0 => ErrorClass::Network,
@@ -136,4 +141,97 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+/// An error answer from Entra ID, reduced to what helps: the AADSTS code, the ids support asks for,
+/// and a hint. It never holds the assertion.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub struct EntraError {
+    pub status: u16,
+    /// The OAuth2 `error` value, e.g. `invalid_client`.
+    pub error: String,
+    /// The first line of `error_description` (Entra appends trace ids and a timestamp after it).
+    pub description: String,
+    /// The AADSTS code, when Entra gave one.
+    pub code: Option<u32>,
+    pub trace_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub hint: Option<&'static str>,
+}
+
+impl fmt::Display for EntraError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Entra's descriptions end with a full stop; ours adds its own before the hint.
+        let description = self.description.trim_end_matches('.');
+        write!(
+            f,
+            "Entra ID refused the token request ({} {}): {description}",
+            self.status, self.error
+        )?;
+        if let Some(hint) = self.hint {
+            write!(f, ". Hint: {hint}")?;
+        }
+        if let Some(trace) = &self.trace_id {
+            write!(f, " [trace id {trace}")?;
+            if let Some(corr) = &self.correlation_id {
+                write!(f, ", correlation id {corr}")?;
+            }
+            write!(f, "]")?;
+        }
+        Ok(())
+    }
+}
+
+impl EntraError {
+    /// Worth retrying: throttling and server errors.
+    pub fn is_transient(&self) -> bool {
+        self.status == 429 || self.status >= 500 || self.error == "temporarily_unavailable"
+    }
+
+    /// The certificate Entra knows does not match the one we signed with: our cached key info may be
+    /// stale because the certificate was rotated.
+    pub fn is_key_not_found(&self) -> bool {
+        self.code == Some(700027)
+    }
+
+    /// A few words for a notification, e.g. `AADSTS700027: certificate not registered`; the full text
+    /// (description, hint, trace and correlation ids) is the `Display` form.
+    pub fn summary(&self) -> String {
+        let what = match self.code {
+            Some(700016) => "app not found in the tenant",
+            Some(700027) => "certificate not registered",
+            Some(700024) => "assertion outside its time window (clock skew?)",
+            Some(700023) => "wrong audience",
+            Some(700021) => "issuer is not the client id",
+            Some(7000215) => "client secret sent",
+            Some(7000218) => "no credential",
+            Some(50013) => "assertion rejected",
+            Some(90002) | Some(90023) => "tenant not found",
+            Some(500011) => "resource not found in the tenant",
+            Some(1002012) | Some(70011) => "scope must end in /.default",
+            Some(700025) => "public client",
+            _ if self.error == "invalid_scope" => "scope must end in /.default",
+            _ => self.error.as_str(),
+        };
+        match self.code {
+            Some(code) => format!("AADSTS{code}: {what}"),
+            None => format!("Entra ID: {what} ({})", self.status),
+        }
+    }
+}
+
+/// An error and its sources as one line, each source once: the text users see and logs keep.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let piece = inner.to_string();
+        if !text.contains(&piece) {
+            text.push_str(": ");
+            text.push_str(&piece);
+        }
+        source = inner.source();
+    }
+    text
 }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-const KEYRING_SERVICE: &str = "kvproxy";
+/// The keyring service every KeyVault Proxy entry (key info, the API key) is filed under.
+pub const KEYRING_SERVICE: &str = "kvproxy";
 
 /// What the engine needs to know about a certificate to build and sign assertions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -179,12 +179,12 @@ impl VaultClients {
             }
             ErrorKind::Connection | ErrorKind::Io => Error::Network {
                 target: self.vault_url.clone(),
-                message: crate::entra::error_chain(e),
+                message: crate::error::error_chain(e),
             },
             _ => Error::KeyVault {
                 operation,
                 status: 0,
-                message: crate::entra::error_chain(e),
+                message: crate::error::error_chain(e),
                 hint: None,
             },
         }

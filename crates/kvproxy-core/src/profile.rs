@@ -323,9 +323,13 @@ impl ProfileFile {
         Ok(file)
     }
 
-    pub fn to_toml(&self) -> String {
-        // A map of plain structs always serialises; an error here would be a bug in the types above.
-        toml::to_string_pretty(self).unwrap_or_default()
+    /// The document as TOML. An error is returned, never an empty text: callers write this over the user's
+    /// profiles.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::Encode {
+            what: "profiles",
+            message: e.to_string(),
+        })
     }
 }
 
@@ -459,10 +463,11 @@ impl ProfileStore {
         };
         std::fs::create_dir_all(&dir).map_err(io("creating the config directory", &dir))?;
         let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(io("creating a temporary file", &dir))?;
+        let text = file.to_toml()?;
         let header =
             "# KeyVault Proxy profiles. No secrets live here: keys stay in Key Vault, key info in the OS keyring.\n";
         temp.write_all(header.as_bytes())
-            .and_then(|_| temp.write_all(file.to_toml().as_bytes()))
+            .and_then(|_| temp.write_all(text.as_bytes()))
             .and_then(|_| temp.as_file().sync_all())
             .map_err(io("writing profiles", &self.path))?;
         temp.persist(&self.path).map_err(|e| Error::Io {
@@ -576,7 +581,7 @@ mod tests {
         };
         bad.client_id = "nope".into();
         good.profiles.insert("two".into(), bad);
-        let err = store.import(&good.to_toml(), false).unwrap_err().to_string();
+        let err = store.import(&good.to_toml().unwrap(), false).unwrap_err().to_string();
         assert!(err.contains("profile 'two'") && err.contains("client_id"), "{err}");
         assert!(
             store.load().unwrap().profiles.is_empty(),

@@ -139,3 +139,13 @@ async fn client_assertion_credential_gets_a_token_through_key_vault() {
     assert_eq!(claims["appid"], fx.client_id.as_str());
     assert_eq!(claims["aud"], "api://kvproxy-test");
 }
+
+/// The engine's demo sign-in and the emulator's developer app are two names for one identity: they must agree.
+#[test]
+fn developer_identity_is_the_emulators() {
+    assert_eq!(EMULATOR_DEVELOPER_CLIENT_ID, kvproxy_emulator::DEVELOPER_CLIENT_ID);
+    assert_eq!(
+        EMULATOR_DEVELOPER_CLIENT_SECRET,
+        kvproxy_emulator::DEVELOPER_CLIENT_SECRET
+    );
+}

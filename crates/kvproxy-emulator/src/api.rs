@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::http::{json_response, not_found};
 use crate::model::{DEMO_API_RESOURCE, Route};
-use crate::server::{json_response, not_found};
 use crate::state::Shared;
 use crate::tokens;
 

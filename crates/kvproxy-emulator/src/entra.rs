@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::crypto::{self, Jwt, SignAlg};
+use crate::http::{json_response, not_found, segments};
 use crate::model::{DEVELOPER_CLIENT_ID, DEVELOPER_CLIENT_SECRET, DEVELOPER_OBJECT_ID};
-use crate::server::{json_response, not_found, segments};
 use crate::state::{RegisteredCert, Shared};
 use crate::tokens::{self, TokenRequest};
 

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::crypto::{self, SHA256_LEN, SignAlg};
+use crate::http::{json_response, not_found, segments};
 use crate::model::{DEVELOPER_CLIENT_ID, Route, VAULT_RESOURCE};
-use crate::server::{json_response, not_found, segments};
 use crate::state::{Shared, StoredVersion};
 use crate::tokens::{self, VerifiedToken};
 

@@ -36,6 +36,7 @@ mod crypto;
 mod emulator;
 mod entra;
 mod error;
+mod http;
 mod keyvault;
 mod model;
 mod server;

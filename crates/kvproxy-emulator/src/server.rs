@@ -10,9 +10,10 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::response::Response;
+use serde_json::json;
 
+use crate::http::{json_response, not_found, segments};
 use crate::model::{Fault, Route};
 use crate::state::SharedState;
 use crate::{api, entra, keyvault};
@@ -106,12 +107,6 @@ async fn dispatch(State(state): State<SharedState>, request: Request) -> Respons
     }
 }
 
-/// Path segments after the leading slash; empty segments are kept because the Azure SDK sends
-/// `/keys/{name}//sign` when it wants the latest version.
-pub(crate) fn segments(path: &str) -> Vec<&str> {
-    path.strip_prefix('/').unwrap_or(path).split('/').collect()
-}
-
 fn route_of(service: &Service, method: &Method, path: &str, body: &Bytes) -> Option<Route> {
     let segs = segments(path);
     match service {
@@ -184,24 +179,6 @@ fn fault_response(state: &SharedState, route: Route, fault: &Fault, headers: &He
     response
 }
 
-/// A JSON response with the given status.
-pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-/// The catch-all answer.
-pub(crate) fn not_found(message: &str) -> Response {
-    json_response(
-        StatusCode::NOT_FOUND,
-        json!({"error": {"code": "NotFound", "message": message}}),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,11 +194,5 @@ mod tests {
         assert_eq!(Service::from_host("vault.localhost"), Service::Unknown);
         assert_eq!(Service::from_host("a.b.vault.localhost"), Service::Unknown);
         assert_eq!(Service::from_host("localhost"), Service::Unknown);
-    }
-
-    #[test]
-    fn empty_segments_are_kept() {
-        assert_eq!(segments("/keys/k//sign"), vec!["keys", "k", "", "sign"]);
-        assert_eq!(segments("/certificates/c/"), vec!["certificates", "c", ""]);
     }
 }

@@ -4,10 +4,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyring_core::{CredentialStore, Entry};
+use kvproxy_core::keyinfo::KEYRING_SERVICE;
 use kvproxy_core::{Error, Result, SecretString};
 use std::sync::Arc;
 
-const SERVICE: &str = "kvproxy";
 const USER: &str = "api-key";
 
 /// A new random API key: 32 bytes from the OS RNG, base64url (43 characters).
@@ -36,7 +36,7 @@ impl ApiKeyStore {
     }
 
     fn entry(&self) -> Result<Entry> {
-        Entry::new_in_store(&self.store, SERVICE, USER).map_err(|e| Error::Keyring(e.to_string()))
+        Entry::new_in_store(&self.store, KEYRING_SERVICE, USER).map_err(|e| Error::Keyring(e.to_string()))
     }
 
     /// The stored key, creating and storing one on first use.

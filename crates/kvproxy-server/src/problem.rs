@@ -23,6 +23,12 @@ pub struct Problem {
     #[schema(example = 700027)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aadsts: Option<u32>,
+    /// Who has to act: `input` (fix the request or profile), `auth` (a permission, registration or sign-in
+    /// in Azure), `network` (retry later), `local` (storage on this machine). Absent for the API's own
+    /// refusals (key, Host, Origin).
+    #[schema(value_type = Option<String>, example = "auth")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<ErrorClass>,
 }
 
 #[derive(Debug)]
@@ -43,6 +49,11 @@ impl ApiError {
                 detail: detail.into(),
                 field: None,
                 aadsts: None,
+                // The API's own refusals (key, Host, Origin) are not about the request's content.
+                class: (status.is_client_error()
+                    && status != StatusCode::UNAUTHORIZED
+                    && status != StatusCode::FORBIDDEN)
+                    .then_some(ErrorClass::Input),
             },
             www_authenticate: None,
         }
@@ -75,6 +86,7 @@ impl From<Error> for ApiError {
             (_, ErrorClass::Local) => (StatusCode::INTERNAL_SERVER_ERROR, "Local storage failed"),
         };
         let mut api = ApiError::new(status, title, e.to_string());
+        api.problem.class = Some(e.class());
         if let Error::InvalidField { field, .. } = &e {
             api.problem.field = Some((*field).into());
         }

@@ -14,6 +14,9 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use kvproxy_core::settings::DEFAULT_PORT;
+/// Where the API listens unless told otherwise: both loopback addresses, so `localhost` works whichever
+/// one a client resolves it to.
+pub const LOOPBACK: [IpAddr; 2] = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Every route the server answers, as `(method, path)`: the OpenAPI document is tested against it.
@@ -43,7 +46,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             port: DEFAULT_PORT,
-            binds: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
+            binds: LOOPBACK.to_vec(),
             allow_non_loopback: false,
         }
     }

@@ -116,7 +116,8 @@ async fn kv_certificate_input_errors_name_the_dotnet_field() {
     ];
     for (body, field) in cases {
         let response = s.post_json("/api/Token/kv-certificate", &body).send().await.unwrap();
-        problem(response, 400, Some(field)).await;
+        let p = problem(response, 400, Some(field)).await;
+        assert_eq!(p["class"], "input", "{p}");
     }
     s.assert_emulator_untouched("input errors are caught before any call");
 }
@@ -148,6 +149,7 @@ async fn kv_certificate_upstream_refusals_are_502_problems() {
         p["aadsts"].as_u64().is_some(),
         "Entra refusals carry the AADSTS code: {p}"
     );
+    assert_eq!(p["class"], "auth", "the error class survives the trip: {p}");
 }
 
 fn uuid_like() -> String {

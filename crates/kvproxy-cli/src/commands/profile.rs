@@ -65,7 +65,7 @@ pub fn run(command: ProfileCommand) -> anyhow::Result<()> {
             } else {
                 let mut one = ProfileFile::default();
                 one.profiles.insert(profile.name.clone(), profile);
-                print!("{}", one.to_toml());
+                print!("{}", one.to_toml()?);
             }
         }
         ProfileCommand::Rm { name } => {
@@ -87,7 +87,7 @@ pub fn run(command: ProfileCommand) -> anyhow::Result<()> {
             if let Some(missing) = names.iter().find(|n| !file.profiles.contains_key(*n)) {
                 return Err(kvproxy_core::Error::ProfileNotFound(missing.clone()).into());
             }
-            let text = export.to_toml();
+            let text = export.to_toml()?;
             match output {
                 Some(path) => {
                     std::fs::write(&path, text)

@@ -3,11 +3,11 @@
 use crate::args::ServeArgs;
 use kvproxy_core::CredentialSource;
 use kvproxy_server::{AppState, BindError, RunningServer, ServerConfig};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let binds = if args.binds.is_empty() {
-        vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]
+        kvproxy_server::serve::LOOPBACK.to_vec()
     } else {
         args.binds.clone()
     };
