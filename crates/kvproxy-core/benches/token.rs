@@ -2,7 +2,9 @@
 //! info known: sign + token) and cold (get certificate + sign + token, new SDK clients). Prints a
 //! Markdown table; `make bench` runs it. Figures include the emulator's own RSA work on the same machine.
 
-#[path = "../tests/common/mod.rs"]
+// Shared with the integration tests, which use all of it; the bench only the fixture.
+#[allow(dead_code)]
+#[path = "../tests/it/common.rs"]
 mod common;
 
 use common::{Fixture, options};

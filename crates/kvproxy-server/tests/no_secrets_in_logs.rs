@@ -3,6 +3,9 @@
 //! Its own test binary: it installs the process-wide tracing subscriber (and the `log` bridge), and
 //! runs a single test so that nothing else writes to the capture concurrently.
 
+// Shared with the `it` binary, which uses all of it; this one only a part.
+#[allow(dead_code)]
+#[path = "it/common.rs"]
 mod common;
 
 use common::{PROFILE, TestServer, ok_json};

@@ -5,14 +5,13 @@
 //! multi-threaded test process is unsound, so the SDK runs in a child process: this test binary
 //! re-executed with `--exact` on the child test, which does nothing unless the marker variable is set.
 
-mod common;
-
-use common::{PROFILE, RESOURCE, SCOPE, TestServer};
+use crate::common::{PROFILE, RESOURCE, SCOPE, TestServer};
 use serde_json::Value;
 use std::process::Command;
 
 const MARKER: &str = "KVPROXY_SERVER_TEST_MSI_CHILD";
-const CHILD_TEST: &str = "child_azure_sdk_managed_identity_credential";
+// The full path: this test lives in the `sdk_managed_identity` module of the `it` binary.
+const CHILD_TEST: &str = "sdk_managed_identity::child_azure_sdk_managed_identity_credential";
 const RESULT_PREFIX: &str = "KVPROXY_CHILD_RESULT=";
 
 /// Runs the child and returns its parsed result line, or panics with its whole output.
@@ -62,7 +61,7 @@ async fn azure_sdk_managed_identity_credential_gets_the_profiles_token() {
     assert_eq!(result["aud"], RESOURCE, "{result}");
     assert_eq!(result["appid"], s.client_id.as_str(), "{result}");
     assert!(
-        result["expires_on"].as_i64().unwrap_or_default() > common::now_unix() + 3000,
+        result["expires_on"].as_i64().unwrap_or_default() > crate::common::now_unix() + 3000,
         "{result}"
     );
     // The SDK's request was logged like any other, with the SDK's User-Agent.

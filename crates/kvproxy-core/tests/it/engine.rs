@@ -1,8 +1,6 @@
 //! The engine end to end against the emulator: real HTTPS, real RSA, Entra-like verification.
 
-mod common;
-
-use common::{CERT, Fixture, VAULT, broker, options};
+use crate::common::{CERT, Fixture, VAULT, broker, options};
 use futures::future::join_all;
 use kvproxy_core::{Error, ErrorClass, KeyInfoStore, SigningAlgorithm, TokenOptions, decode_claims};
 use kvproxy_emulator::{Fault, Route, VaultPermissions};

@@ -2,9 +2,7 @@
 //! Happy paths and their errors, each checked for status code and body (problem documents for the
 //! API's own routes, RFC 6749 errors for the OAuth2 route).
 
-mod common;
-
-use common::{
+use crate::common::{
     CERT, KEY_HINT, PROFILE, RESOURCE, SCOPE, TestServer, claims, content_type, now_unix, oauth_error, ok_json, problem,
 };
 use futures::future::join_all;
@@ -180,7 +178,7 @@ async fn kv_key_with_sha1_hex_thumbprint_never_reads_the_certificate() {
     assert_eq!(s.emulator.count(Route::Token), 1);
 
     // Lowercase with colons, as some tools print thumbprints, is the same thumbprint (cached token).
-    let hex = common::sha1_hex(&s.cert).to_lowercase();
+    let hex = crate::common::sha1_hex(&s.cert).to_lowercase();
     let spaced: Vec<String> = hex
         .as_bytes()
         .chunks(2)
@@ -466,7 +464,7 @@ async fn profile_token_bad_query_parameter_is_a_problem_naming_it() {
             .send()
             .await
             .unwrap();
-        failures.extend(common::problem_mismatch(response, 400, field).await);
+        failures.extend(crate::common::problem_mismatch(response, 400, field).await);
     }
     // The managed-identity routes' query too (a parameter given twice).
     let response = s
@@ -478,7 +476,7 @@ async fn profile_token_bad_query_parameter_is_a_problem_naming_it() {
         .send()
         .await
         .unwrap();
-    failures.extend(common::problem_mismatch(response, 400, "api-version").await);
+    failures.extend(crate::common::problem_mismatch(response, 400, "api-version").await);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -2,9 +2,7 @@
 //! D-Bus session with gnome-keyring unlocked and sets KVPROXY_REQUIRE_KEYRING=1, so there a missing
 //! keyring fails the test instead of skipping it.
 
-mod common;
-
-use common::{Fixture, options};
+use crate::common::{Fixture, options};
 use kvproxy_core::{Broker, KeyInfoStore, SigningAlgorithm, TokenOptions, platform_keyring};
 use kvproxy_emulator::Route;
 

@@ -1,6 +1,5 @@
 //! Shared setup: an emulator over real HTTPS, a profile pointing at it, and the server on a real
 //! loopback port, talked to over plain HTTP like any local tool would.
-#![allow(dead_code)]
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,7 +11,6 @@ use kvproxy_emulator::{CertificateVersion, Emulator, EmulatorConfig, Route};
 use kvproxy_server::AppState;
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub const VAULT: &str = "testvault";
@@ -33,7 +31,6 @@ pub struct TestServer {
     pub port: u16,
     pub state: AppState,
     pub http: reqwest::Client,
-    pub ca_file: PathBuf,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -87,7 +84,7 @@ impl TestServer {
             custom_cloud: Some(CustomCloud {
                 authority_host: emulator.authority_host(),
                 vault_suffixes: vec!["vault.localhost".into()],
-                ca_file: Some(ca_file.clone()),
+                ca_file: Some(ca_file),
             }),
             credential: CredentialSource::Emulator,
         };
@@ -124,7 +121,6 @@ impl TestServer {
             port,
             state,
             http: http_client(),
-            ca_file,
             _dir: dir,
             _stop: stop,
         }
@@ -184,11 +180,6 @@ impl TestServer {
             "scopes": SCOPE,
             "keyUri": format!("{}keys/{CERT}", self.vault_url()),
         })
-    }
-
-    /// Requests the emulator has seen on every route.
-    pub fn emulator_total(&self) -> u64 {
-        Route::ALL.iter().map(|r| self.emulator.count(*r)).sum()
     }
 
     pub fn assert_emulator_untouched(&self, context: &str) {

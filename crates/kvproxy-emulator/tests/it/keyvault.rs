@@ -2,11 +2,9 @@
 //! checked with an independent library, the bearer challenge, permissions, 404s, faults,
 //! latency and counters.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use kvproxy_emulator::{Fault, Route, VaultPermissions};
 use serde_json::Value;

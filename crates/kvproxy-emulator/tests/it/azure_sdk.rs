@@ -2,17 +2,15 @@
 //! for the developer identity, `CertificateClient::get_certificate` and `KeyClient::sign`.
 //! This is what proves the emulator's JSON, challenge and token answers are faithful enough.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
 use azure_security_keyvault_keys::models::{SignParameters, SignatureAlgorithm};
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
-use common::*;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use kvproxy_emulator::{DEVELOPER_CLIENT_ID, DEVELOPER_CLIENT_SECRET, Emulator, Route};
 

@@ -2,9 +2,7 @@
 //! everything, and the vault allowlist that keeps Key Vault tokens and signing requests on Azure's
 //! (or the profile's custom cloud's) hosts.
 
-mod common;
-
-use common::{KEY_HINT, PROFILE, RESOURCE, TestServer, oauth_error, ok_json, problem};
+use crate::common::{KEY_HINT, PROFILE, RESOURCE, TestServer, oauth_error, ok_json, problem};
 use reqwest::header::{HOST, ORIGIN, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -545,7 +543,7 @@ async fn a_field_of_the_wrong_type_is_named() {
         let mut body = s.kv_certificate_body();
         body[field] = value;
         let response = s.post_json("/api/Token/kv-certificate", &body).send().await.unwrap();
-        if let Some(wrong) = common::problem_mismatch(response, 400, field).await {
+        if let Some(wrong) = crate::common::problem_mismatch(response, 400, field).await {
             failures.push(wrong);
         }
     }
@@ -669,11 +667,15 @@ async fn vault_urls_off_the_allowlist_are_refused_before_anything_is_sent() {
     let cases = [
         "https://evil.example/".to_string(),
         format!("http://demo.vault.localhost:{emulator_port}/"),
-        format!("http://{}.vault.localhost:{emulator_port}/", common::VAULT),
+        format!("http://{}.vault.localhost:{emulator_port}/", crate::common::VAULT),
         format!("https://evil.localhost:{}/", counter.port),
         format!("https://evil.vault.localhost.evil.localhost:{}/", counter.port),
         format!("https://a.b.vault.localhost:{}/", counter.port),
-        format!("https://user@{}.vault.localhost:{}/", common::VAULT, counter.port),
+        format!(
+            "https://user@{}.vault.localhost:{}/",
+            crate::common::VAULT,
+            counter.port
+        ),
         "https://contoso.vault.azure.net.evil.example/".to_string(),
     ];
     for vault in &cases {

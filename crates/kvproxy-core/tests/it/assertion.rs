@@ -1,15 +1,13 @@
 //! The assertion, checked by an independent JWT library rather than the engine's own code, and the
 //! production path: `KeyVaultAssertion` inside the SDK's own `ClientAssertionCredential`.
 
-mod common;
-
+use crate::common::{CERT, Fixture, SCOPE, VAULT};
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{
     ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions, ClientSecretCredential,
     ClientSecretCredentialOptions,
 };
-use common::{CERT, Fixture, SCOPE, VAULT};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use kvproxy_core::credential::{EMULATOR_DEVELOPER_CLIENT_ID, EMULATOR_DEVELOPER_CLIENT_SECRET};
 use kvproxy_core::{

@@ -1,5 +1,4 @@
 //! Shared setup: an emulator over real HTTPS, and profiles pointing at it.
-#![allow(dead_code)]
 
 use kvproxy_core::{
     Broker, BrokerOptions, CloudName, CredentialSource, CustomCloud, KeyInfoStore, Profile, RetrySettings,

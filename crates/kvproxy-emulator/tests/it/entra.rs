@@ -2,9 +2,7 @@
 //! issued token checked against the JWKS with an independent JWT library, and every rejection
 //! KeyVault Proxy maps to a hint.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use kvproxy_emulator::{DEMO_CLIENT_ID, DEVELOPER_CLIENT_ID, Route};
 use serde_json::{Value, json};

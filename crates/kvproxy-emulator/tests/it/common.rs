@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: a started emulator with an HTTP client that trusts
 //! it, and the client-side steps KeyVault Proxy performs (developer token, sign, assertion,
 //! token exchange), written independently of the emulator's internals.
-#![allow(dead_code)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,0 +1,8 @@
+//! The loopback API's integration tests, one binary: every route, the lockdown, and the Azure SDK's
+//! managed-identity credential. (`no_secrets_in_logs` is a binary of its own: it owns the process-wide
+//! log subscriber.)
+
+mod common;
+mod lockdown;
+mod routes;
+mod sdk_managed_identity;
