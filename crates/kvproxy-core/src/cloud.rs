@@ -56,6 +56,21 @@ pub struct CustomCloud {
     pub ca_file: Option<PathBuf>,
 }
 
+/// The host suffix of the local emulator's vaults (`NAME.vault.localhost`).
+pub const EMULATOR_VAULT_SUFFIX: &str = "vault.localhost";
+
+impl CustomCloud {
+    /// The local emulator (`kvproxy-emulator`) at `authority_host` (`https://login.localhost:PORT`), trusted
+    /// through its CA certificate `ca_file` for this cloud's connections only.
+    pub fn emulator(authority_host: impl Into<String>, ca_file: impl Into<PathBuf>) -> Self {
+        Self {
+            authority_host: authority_host.into(),
+            vault_suffixes: vec![EMULATOR_VAULT_SUFFIX.into()],
+            ca_file: Some(ca_file.into()),
+        }
+    }
+}
+
 /// A resolved cloud: name plus, for custom clouds, its endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cloud {

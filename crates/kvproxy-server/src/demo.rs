@@ -17,8 +17,6 @@ pub const DEMO_PORT: u16 = 5617;
 /// Fixed so the saved demo profile stays valid across restarts of the demo tenant.
 pub const DEMO_TENANT_ID: &str = "dec0de00-0000-4000-8000-00000000de70";
 pub const DEMO_PROFILE: &str = "demo";
-/// The host suffix of the emulator's vaults (`NAME.vault.localhost`).
-pub const EMULATOR_VAULT_SUFFIX: &str = "vault.localhost";
 const CA_FILE: &str = "demo-ca.pem";
 
 #[derive(Debug, thiserror::Error)]
@@ -50,11 +48,10 @@ pub fn emulator_profile(name: &str, seed: &DemoSeed, ca_file: &Path) -> Profile 
         scopes: vec![seed.scope.clone()],
         algorithm: SigningAlgorithm::PS256,
         cloud: CloudName::Custom,
-        custom_cloud: Some(CustomCloud {
-            authority_host: seed.authority_host.clone(),
-            vault_suffixes: vec![EMULATOR_VAULT_SUFFIX.into()],
-            ca_file: Some(ca_file.to_path_buf()),
-        }),
+        custom_cloud: Some(CustomCloud::emulator(
+            seed.authority_host.clone(),
+            ca_file.to_path_buf(),
+        )),
         credential: CredentialSource::Emulator,
     }
 }

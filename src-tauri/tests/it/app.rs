@@ -161,11 +161,7 @@ impl Tenant {
             scopes: vec![SCOPE.into()],
             algorithm: SigningAlgorithm::PS256,
             cloud: CloudName::Custom,
-            custom_cloud: Some(CustomCloud {
-                authority_host: emulator.authority_host(),
-                vault_suffixes: vec!["vault.localhost".into()],
-                ca_file: Some(self.ca_file.clone()),
-            }),
+            custom_cloud: Some(CustomCloud::emulator(emulator.authority_host(), self.ca_file.clone())),
             credential: CredentialSource::Emulator,
         }
     }

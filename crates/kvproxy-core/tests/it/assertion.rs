@@ -21,7 +21,7 @@ fn emulator_cloud(fx: &Fixture) -> Cloud {
         CloudName::Custom,
         Some(CustomCloud {
             authority_host: fx.emulator.authority_host(),
-            vault_suffixes: vec!["vault.localhost".into()],
+            vault_suffixes: vec![kvproxy_core::cloud::EMULATOR_VAULT_SUFFIX.into()],
             ca_file: None,
         }),
     )

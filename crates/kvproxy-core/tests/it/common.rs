@@ -49,11 +49,10 @@ impl Fixture {
             scopes: vec![SCOPE.into()],
             algorithm,
             cloud: CloudName::Custom,
-            custom_cloud: Some(CustomCloud {
-                authority_host: self.emulator.authority_host(),
-                vault_suffixes: vec!["vault.localhost".into()],
-                ca_file: Some(self.ca_file.clone()),
-            }),
+            custom_cloud: Some(CustomCloud::emulator(
+                self.emulator.authority_host(),
+                self.ca_file.clone(),
+            )),
             credential: CredentialSource::Emulator,
         }
     }

@@ -380,11 +380,7 @@ async fn token_near_expiry_is_served_while_a_background_refresh_replaces_it() {
         scopes: vec!["api://short/.default".into()],
         algorithm: SigningAlgorithm::PS256,
         cloud: kvproxy_core::CloudName::Custom,
-        custom_cloud: Some(kvproxy_core::CustomCloud {
-            authority_host: emulator.authority_host(),
-            vault_suffixes: vec!["vault.localhost".into()],
-            ca_file: Some(ca_file),
-        }),
+        custom_cloud: Some(kvproxy_core::CustomCloud::emulator(emulator.authority_host(), ca_file)),
         credential: kvproxy_core::CredentialSource::Emulator,
     };
     // 200 s tokens against a 300 s refresh margin: every cached hit is "near expiry".

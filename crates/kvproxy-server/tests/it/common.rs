@@ -81,11 +81,7 @@ impl TestServer {
             scopes: vec![SCOPE.into()],
             algorithm: SigningAlgorithm::PS256,
             cloud: CloudName::Custom,
-            custom_cloud: Some(CustomCloud {
-                authority_host: emulator.authority_host(),
-                vault_suffixes: vec!["vault.localhost".into()],
-                ca_file: Some(ca_file),
-            }),
+            custom_cloud: Some(CustomCloud::emulator(emulator.authority_host(), ca_file)),
             credential: CredentialSource::Emulator,
         };
         store.upsert(profile, false).expect("profile saved");
