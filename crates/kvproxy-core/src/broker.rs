@@ -6,7 +6,7 @@ use crate::assertion::UnsignedAssertion;
 use crate::cloud::Cloud;
 use crate::credential::key_vault_credential;
 use crate::entra::request_token;
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyVaultOperation, Result};
 use crate::http::{HttpTimeouts, build_client, read_ca_file};
 use crate::keyinfo::{KeyInfo, KeyInfoStore};
 use crate::keyvault::VaultClients;
@@ -334,7 +334,7 @@ impl Broker {
             }
             Err(Error::KeyVault {
                 status: 404,
-                operation: "sign",
+                operation: KeyVaultOperation::Sign,
                 ..
             }) => {
                 let info = self.key_info_with(profile, cloud, &vault, true).await?;

@@ -160,27 +160,7 @@ impl Cloud {
     /// (`https://host[:port]/`). Anything else is refused before a single byte is sent.
     pub fn check_vault_url(&self, vault_url: &str) -> Result<Url> {
         let field = "vault_url";
-        let url = Url::parse(vault_url.trim()).map_err(|e| {
-            Error::invalid(
-                field,
-                format!("'{vault_url}' is not a URL ({e}); use https://NAME.vault.azure.net/"),
-            )
-        })?;
-        if url.scheme() != "https" {
-            return Err(Error::invalid(field, format!("'{vault_url}' must use https://")));
-        }
-        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
-            return Err(Error::invalid(
-                field,
-                "give only https://NAME.vault.azure.net/ (no user, query or fragment)",
-            ));
-        }
-        if url.path() != "/" && !url.path().is_empty() {
-            return Err(Error::invalid(
-                field,
-                format!("'{vault_url}' has a path; give the vault root, e.g. https://NAME.vault.azure.net/"),
-            ));
-        }
+        let url = parse_vault_url(vault_url)?;
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         let suffixes = self.vault_suffixes();
         let allowed = suffixes.iter().any(|suffix| {
@@ -211,24 +191,19 @@ impl Cloud {
     /// belongs to none is refused, which is what keeps ad-hoc requests on the allowlist.
     pub fn for_vault_url(vault_url: &str, custom: &[Cloud]) -> Result<(Cloud, Url)> {
         let azure = [CloudName::Public, CloudName::UsGov, CloudName::China].map(|name| Cloud { name, custom: None });
-        let mut last = None;
+        // A malformed URL is wrong in every cloud: say what is wrong with it, not which clouds refused it.
+        parse_vault_url(vault_url)?;
         for cloud in azure.iter().chain(custom) {
-            match cloud.check_vault_url(vault_url) {
-                Ok(url) => return Ok((cloud.clone(), url)),
-                Err(e) => last = Some(e),
+            if let Ok(url) = cloud.check_vault_url(vault_url) {
+                return Ok((cloud.clone(), url));
             }
         }
-        let detail = match last {
-            Some(Error::InvalidField { message, .. })
-                if message.contains("must use https") || message.contains("not a URL") =>
-            {
-                message
-            }
-            _ => format!(
+        Err(Error::invalid(
+            "vault_url",
+            format!(
                 "'{vault_url}' is not a Key Vault or Managed HSM URL of a known cloud (e.g. https://NAME.vault.azure.net/)"
             ),
-        };
-        Err(Error::invalid("vault_url", detail))
+        ))
     }
 
     /// The cloud configuration the Azure SDK credentials need.
@@ -261,9 +236,53 @@ impl Cloud {
     }
 }
 
+/// The checks a vault URL must pass in every cloud: a URL, https, the vault root and nothing else.
+fn parse_vault_url(vault_url: &str) -> Result<Url> {
+    let field = "vault_url";
+    let url = Url::parse(vault_url.trim()).map_err(|e| {
+        Error::invalid(
+            field,
+            format!("'{vault_url}' is not a URL ({e}); use https://NAME.vault.azure.net/"),
+        )
+    })?;
+    if url.scheme() != "https" {
+        return Err(Error::invalid(field, format!("'{vault_url}' must use https://")));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::invalid(
+            field,
+            "give only https://NAME.vault.azure.net/ (no user, query or fragment)",
+        ));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(Error::invalid(
+            field,
+            format!("'{vault_url}' has a path; give the vault root, e.g. https://NAME.vault.azure.net/"),
+        ));
+    }
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ad_hoc_urls_are_told_what_is_wrong_with_their_shape_before_which_cloud() {
+        let error = |url: &str| Cloud::for_vault_url(url, &[]).unwrap_err().to_string();
+        assert!(
+            error("http://v.vault.azure.net/").contains("must use https"),
+            "{}",
+            error("http://v.vault.azure.net/")
+        );
+        assert!(error("https://v.vault.azure.net/keys/k").contains("has a path"));
+        assert!(error("https://v.example.com/").contains("not a Key Vault or Managed HSM URL of a known cloud"));
+        let (cloud, url) = Cloud::for_vault_url("https://v.vault.usgovcloudapi.net", &[]).unwrap();
+        assert_eq!(
+            (cloud.name, url.as_str()),
+            (CloudName::UsGov, "https://v.vault.usgovcloudapi.net/")
+        );
+    }
 
     #[test]
     fn vault_hosts_must_belong_to_the_cloud() {

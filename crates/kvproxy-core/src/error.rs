@@ -63,7 +63,7 @@ pub enum Error {
 
     #[error("Key Vault {operation} failed ({status}): {}{hint}", .message.trim_end_matches('.'), hint = hint_suffix(.hint))]
     KeyVault {
-        operation: &'static str,
+        operation: KeyVaultOperation,
         status: u16,
         message: String,
         hint: Option<String>,
@@ -89,6 +89,24 @@ pub enum Error {
 impl From<EntraError> for Error {
     fn from(e: EntraError) -> Self {
         Error::Entra(Box::new(e))
+    }
+}
+
+/// The Key Vault call that failed: the broker reacts to a failed `sign` (a stale pinned key version) unlike a
+/// failed certificate read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyVaultOperation {
+    GetCertificate,
+    Sign,
+}
+
+impl fmt::Display for KeyVaultOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyVaultOperation::GetCertificate => "get certificate",
+            KeyVaultOperation::Sign => "sign",
+        })
     }
 }
 

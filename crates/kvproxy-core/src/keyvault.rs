@@ -2,7 +2,7 @@
 //! digest with its key. The private key never leaves the vault; all we hold is a signature.
 
 use crate::assertion::Thumbprints;
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyVaultOperation, Result};
 use crate::keyinfo::KeyInfo;
 use crate::profile::{CredentialSource, SigningAlgorithm};
 use azure_core::credentials::TokenCredential;
@@ -64,7 +64,7 @@ impl VaultClients {
             .certificates
             .get_certificate(certificate, None::<CertificateClientGetCertificateOptions<'_>>)
             .await
-            .map_err(|e| self.error("get certificate", certificate, &e))?;
+            .map_err(|e| self.error(KeyVaultOperation::GetCertificate, certificate, &e))?;
         let cert = response.into_model().map_err(|e| Error::Protocol {
             target: self.vault_url.clone(),
             message: e.to_string(),
@@ -122,7 +122,7 @@ impl VaultClients {
                 }),
             )
             .await
-            .map_err(|e| self.error("sign", &info.certificate, &e))?;
+            .map_err(|e| self.error(KeyVaultOperation::Sign, &info.certificate, &e))?;
         let result = response.into_model().map_err(|e| Error::Protocol {
             target: self.vault_url.clone(),
             message: e.to_string(),
@@ -133,7 +133,7 @@ impl VaultClients {
         })
     }
 
-    fn error(&self, operation: &'static str, certificate: &str, e: &azure_core::Error) -> Error {
+    fn error(&self, operation: KeyVaultOperation, certificate: &str, e: &azure_core::Error) -> Error {
         use azure_core::error::ErrorKind;
         match e.kind() {
             ErrorKind::Credential => crate::credential::credential_error(self.source, e),
@@ -154,7 +154,7 @@ impl VaultClients {
                         "the Key Vault credential was refused; sign in again (az login) or check the credential source"
                             .to_string(),
                     ),
-                    403 if operation == "sign" => Some(format!(
+                    403 if operation == KeyVaultOperation::Sign => Some(format!(
                         "grant the signed-in identity the 'Key Vault Crypto User' role (or the keys 'sign' access policy) on {}",
                         self.vault_url
                     )),

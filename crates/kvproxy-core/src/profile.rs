@@ -372,12 +372,18 @@ impl ProfileStore {
         })
     }
 
+    /// The profile called `name`.
     pub fn get(&self, name: &str) -> Result<Profile> {
+        self.get_or_default(Some(name))
+    }
+
+    /// The profile called `name`, or the default profile when no name is given.
+    pub fn get_or_default(&self, name: Option<&str>) -> Result<Profile> {
         let file = self.load()?;
         let wanted = match (name, &file.default) {
-            ("", Some(default)) => default.clone(),
-            ("", None) => return Err(Error::NoDefaultProfile),
-            (name, _) => name.to_string(),
+            (Some(name), _) => name.to_string(),
+            (None, Some(default)) => default.clone(),
+            (None, None) => return Err(Error::NoDefaultProfile),
         };
         file.profiles
             .get(&wanted)

@@ -4,7 +4,7 @@ use crate::args::EnvArgs;
 
 pub fn run(args: EnvArgs) -> anyhow::Result<()> {
     let store = super::store()?;
-    let profile = store.get(args.profile.as_deref().unwrap_or(""))?;
+    let profile = store.get_or_default(args.profile.as_deref())?;
     let (key, _) = super::api_key::for_server()?;
     let endpoint = format!("http://localhost:{}/msi/{}/token", args.port, profile.name);
     let key = key.expose();

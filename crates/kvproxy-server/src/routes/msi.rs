@@ -48,7 +48,7 @@ pub async fn default_token(
     headers: HeaderMap,
     QueryParams(query): QueryParams<MsiQuery>,
 ) -> ApiResult<Response> {
-    respond(state, headers, String::new(), query).await
+    respond(state, headers, None, query).await
 }
 
 /// Managed-identity token for a named profile.
@@ -63,10 +63,11 @@ pub async fn profile_token(
     Path(profile): Path<String>,
     QueryParams(query): QueryParams<MsiQuery>,
 ) -> ApiResult<Response> {
-    respond(state, headers, profile, query).await
+    respond(state, headers, Some(profile), query).await
 }
 
-async fn respond(state: AppState, headers: HeaderMap, profile: String, query: MsiQuery) -> ApiResult<Response> {
+/// `profile` is `None` for `/msi/token`, which serves the default profile.
+async fn respond(state: AppState, headers: HeaderMap, profile: Option<String>, query: MsiQuery) -> ApiResult<Response> {
     require_key(&state, &headers)?;
     match query.api_version.as_deref() {
         Some("2019-08-01") => {}
@@ -84,7 +85,7 @@ async fn respond(state: AppState, headers: HeaderMap, profile: String, query: Ms
             "resource is required, e.g. resource=https://management.azure.com",
         )
     })?;
-    let profile = state.profiles.get(&profile)?;
+    let profile = state.profiles.get_or_default(profile.as_deref())?;
     if let Some(client_id) = &query.client_id
         && !client_id.eq_ignore_ascii_case(&profile.client_id)
     {
