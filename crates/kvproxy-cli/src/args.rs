@@ -1,8 +1,10 @@
 //! The command line, as clap sees it.
 
 use clap::{Args, Parser, Subcommand};
+use kvproxy_core::{CloudName, CredentialSource, SigningAlgorithm};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use strum::VariantNames;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,11 +93,9 @@ pub struct ProfileAddArgs {
     /// Default scope(s), e.g. api://my-api/.default (repeatable; the first is the default).
     #[arg(long = "scope", required = true)]
     pub scopes: Vec<String>,
-    /// PS256 (default) or RS256 (legacy).
-    #[arg(long, default_value = "PS256")]
+    #[arg(long, default_value = "PS256", help = values("How the assertion is signed (PS256 is current Entra guidance)", SigningAlgorithm::VARIANTS))]
     pub algorithm: String,
-    /// public, us-gov, china or custom.
-    #[arg(long, default_value = "public")]
+    #[arg(long, default_value = "public", help = values("The Azure cloud", CloudName::VARIANTS))]
     pub cloud: String,
     /// Custom cloud: the Entra authority host, e.g. https://login.microsoftonline.com
     #[arg(long)]
@@ -106,8 +106,7 @@ pub struct ProfileAddArgs {
     /// Custom cloud: a CA certificate (PEM) to trust for this cloud only.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
-    /// How to sign in to Key Vault: auto, azure-cli, azd, managed-identity, service-principal, workload-identity.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", help = values("How to sign in to Key Vault", CredentialSource::VARIANTS))]
     pub credential: String,
     /// Replace an existing profile of that name.
     #[arg(long)]
@@ -177,4 +176,10 @@ pub enum ApiKeyCommand {
     Show,
     /// Replace the API key; a running server picks up the new one after restart.
     Rotate,
+}
+
+/// A flag's help with every value it takes, from the enum itself, so the list cannot fall behind. The values
+/// are parsed by the engine (not clap), whose error names the field and the fix on one line.
+fn values(what: &str, names: &[&str]) -> String {
+    format!("{what}: {}", names.join(", "))
 }

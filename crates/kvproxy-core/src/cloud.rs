@@ -8,40 +8,47 @@ use std::path::PathBuf;
 use url::Url;
 
 /// The Azure clouds a profile can target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
 pub enum CloudName {
     #[default]
+    #[strum(to_string = "public", serialize = "azure", serialize = "azurecloud")]
     Public,
+    #[strum(to_string = "us-gov", serialize = "usgov", serialize = "azureusgovernment")]
     UsGov,
+    #[strum(to_string = "china", serialize = "azurechinacloud")]
     China,
     /// Azure Stack or any other sovereign deployment; also the local emulator (`kvproxy demo`).
     Custom,
 }
 
 impl CloudName {
-    pub const ALL: [&'static str; 4] = ["public", "us-gov", "china", "custom"];
-
     pub fn parse(value: &str) -> Result<Self> {
-        match value.to_ascii_lowercase().as_str() {
-            "public" | "azure" | "azurecloud" => Ok(Self::Public),
-            "us-gov" | "usgov" | "azureusgovernment" => Ok(Self::UsGov),
-            "china" | "azurechinacloud" => Ok(Self::China),
-            "custom" => Ok(Self::Custom),
-            _ => Err(Error::invalid(
+        use strum::VariantNames;
+        value.trim().parse().map_err(|_| {
+            Error::invalid(
                 "cloud",
-                format!("unknown cloud '{value}'; use one of {}", Self::ALL.join(", ")),
-            )),
-        }
+                format!("unknown cloud '{value}'; use one of {}", Self::VARIANTS.join(", ")),
+            )
+        })
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Public => "public",
-            Self::UsGov => "us-gov",
-            Self::China => "china",
-            Self::Custom => "custom",
-        }
+        self.into()
     }
 }
 

@@ -11,7 +11,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How the client assertion is signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
+#[strum(ascii_case_insensitive)]
 pub enum SigningAlgorithm {
     /// RSASSA-PSS with SHA-256; the header carries `x5t#S256`. Current Entra guidance.
     #[default]
@@ -22,34 +36,47 @@ pub enum SigningAlgorithm {
 
 impl SigningAlgorithm {
     pub fn parse(value: &str) -> Result<Self> {
-        match value.to_ascii_uppercase().as_str() {
-            "PS256" => Ok(Self::PS256),
-            "RS256" => Ok(Self::RS256),
-            _ => Err(Error::invalid(
+        value.trim().parse().map_err(|_| {
+            Error::invalid(
                 "algorithm",
                 format!("'{value}' is not supported; use PS256 (default) or RS256"),
-            )),
-        }
+            )
+        })
     }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PS256 => "PS256",
-            Self::RS256 => "RS256",
-        }
+        self.into()
     }
 }
 
 /// Where the Key Vault access token (for `get certificate` and `sign`) comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
 pub enum CredentialSource {
     /// Azure CLI, then Azure Developer CLI.
     #[default]
     Auto,
+    #[strum(to_string = "azure-cli", serialize = "az", serialize = "cli")]
     AzureCli,
     Azd,
+    #[strum(to_string = "managed-identity", serialize = "msi")]
     ManagedIdentity,
     /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` from the environment.
+    #[strum(to_string = "service-principal", serialize = "environment", serialize = "env")]
     ServicePrincipal,
     /// `AZURE_FEDERATED_TOKEN_FILE` and friends, as set by AKS workload identity.
     WorkloadIdentity,
@@ -58,36 +85,21 @@ pub enum CredentialSource {
 }
 
 impl CredentialSource {
-    pub const ALL: [&'static str; 7] = [
-        "auto",
-        "azure-cli",
-        "azd",
-        "managed-identity",
-        "service-principal",
-        "workload-identity",
-        "emulator",
-    ];
-
     pub fn parse(value: &str) -> Result<Self> {
-        match value.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "azure-cli" | "az" | "cli" => Ok(Self::AzureCli),
-            "azd" => Ok(Self::Azd),
-            "managed-identity" | "msi" => Ok(Self::ManagedIdentity),
-            "service-principal" | "environment" | "env" => Ok(Self::ServicePrincipal),
-            "workload-identity" => Ok(Self::WorkloadIdentity),
-            "emulator" => Ok(Self::Emulator),
-            _ => Err(Error::invalid(
+        use strum::VariantNames;
+        value.trim().parse().map_err(|_| {
+            Error::invalid(
                 "credential",
                 format!(
                     "unknown credential source '{value}'; use one of {}",
-                    Self::ALL.join(", ")
+                    Self::VARIANTS.join(", ")
                 ),
-            )),
-        }
+            )
+        })
     }
+
     pub fn as_str(self) -> &'static str {
-        Self::ALL[self as usize]
+        self.into()
     }
 }
 
@@ -505,6 +517,41 @@ pub fn config_dir() -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_names_round_trip_and_aliases_parse() {
+        use strum::VariantNames;
+        assert_eq!(
+            CredentialSource::VARIANTS,
+            [
+                "auto",
+                "azure-cli",
+                "azd",
+                "managed-identity",
+                "service-principal",
+                "workload-identity",
+                "emulator"
+            ]
+        );
+        for name in CredentialSource::VARIANTS {
+            assert_eq!(CredentialSource::parse(name).unwrap().as_str(), *name);
+        }
+        for name in SigningAlgorithm::VARIANTS.iter().chain(CloudName::VARIANTS) {
+            let round = SigningAlgorithm::parse(name)
+                .map(SigningAlgorithm::as_str)
+                .or_else(|_| CloudName::parse(name).map(CloudName::as_str));
+            assert_eq!(round.unwrap(), *name);
+        }
+        assert_eq!(CredentialSource::parse("AZ").unwrap(), CredentialSource::AzureCli);
+        assert_eq!(
+            CredentialSource::parse("msi").unwrap(),
+            CredentialSource::ManagedIdentity
+        );
+        assert_eq!(CloudName::parse("AzureUSGovernment").unwrap(), CloudName::UsGov);
+        assert_eq!(SigningAlgorithm::parse("rs256").unwrap(), SigningAlgorithm::RS256);
+        let error = CredentialSource::parse("kerberos").unwrap_err().to_string();
+        assert!(error.contains("emulator") && error.contains("'kerberos'"), "{error}");
+    }
 
     pub(crate) fn sample() -> Profile {
         Profile {

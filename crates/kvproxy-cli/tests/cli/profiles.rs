@@ -624,3 +624,26 @@ fn scope_fix_suggests_the_resource_default_scope() {
         "suggests an invalid scope: {line}"
     );
 }
+
+/// `profile add --help` lists every value each enum flag takes, the demo-only `emulator` source included.
+#[test]
+fn help_lists_every_value_of_each_enum_flag() {
+    use kvproxy_core::{CloudName, CredentialSource, SigningAlgorithm};
+    use strum::VariantNames;
+    let env = TestEnv::new();
+    let output = env
+        .kvproxy()
+        .args(["profile", "add", "--help"])
+        .output()
+        .expect("run kvproxy");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    let every: Vec<&str> = CredentialSource::VARIANTS
+        .iter()
+        .chain(CloudName::VARIANTS)
+        .chain(SigningAlgorithm::VARIANTS)
+        .copied()
+        .collect();
+    assert_contains(&help, &every);
+    assert!(help.contains("emulator"), "{help}");
+}
