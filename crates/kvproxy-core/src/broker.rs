@@ -8,7 +8,7 @@ use crate::credential::key_vault_credential;
 use crate::entra::request_token;
 use crate::error::{Error, KeyVaultOperation, Result};
 use crate::http::{HttpTimeouts, build_client, read_ca_file};
-use crate::keyinfo::{KeyInfo, KeyInfoStore};
+use crate::keyinfo::{KeyInfo, KeyInfoStore, SigningKey};
 use crate::keyvault::VaultClients;
 use crate::profile::{CredentialSource, Profile, SigningAlgorithm};
 use crate::secret::SecretString;
@@ -100,7 +100,7 @@ struct TokenKey {
     algorithm: SigningAlgorithm,
     scope: String,
     /// Key id and thumbprints when the caller supplied them (kept apart from certificate-based tokens).
-    given_key: Option<(String, crate::assertion::Thumbprints)>,
+    given_key: Option<SigningKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -178,7 +178,7 @@ impl Broker {
     pub async fn token_with_key(
         &self,
         profile: &Profile,
-        key: KeyInfo,
+        key: SigningKey,
         scope: Option<&str>,
         options: TokenOptions,
     ) -> Result<IssuedToken> {
@@ -190,7 +190,7 @@ impl Broker {
         profile: &Profile,
         scope: Option<&str>,
         options: TokenOptions,
-        given: Option<Arc<KeyInfo>>,
+        given: Option<Arc<SigningKey>>,
     ) -> Result<IssuedToken> {
         profile.validate()?;
         let scope = profile.scope(scope)?.to_string();
@@ -203,7 +203,7 @@ impl Broker {
             certificate: profile.certificate.clone(),
             algorithm: profile.algorithm,
             scope: scope.clone(),
-            given_key: given.as_ref().map(|k| (k.key_id.clone(), k.thumbprints.clone())),
+            given_key: given.as_deref().cloned(),
         };
         let slot = self.inner.tokens.lock().entry(key).or_default().clone();
 
@@ -243,7 +243,7 @@ impl Broker {
         (token.expires_on - OffsetDateTime::now_utc() > self.inner.options.min_remaining).then(|| token.clone())
     }
 
-    fn refresh_in_background(&self, slot: Arc<Slot>, profile: Profile, scope: String, given: Option<Arc<KeyInfo>>) {
+    fn refresh_in_background(&self, slot: Arc<Slot>, profile: Profile, scope: String, given: Option<Arc<SigningKey>>) {
         let broker = self.clone();
         tokio::spawn(async move {
             let result = async {
@@ -311,17 +311,17 @@ impl Broker {
         profile: &Profile,
         cloud: &Cloud,
         scope: &str,
-        given: Option<&KeyInfo>,
+        given: Option<&SigningKey>,
     ) -> Result<IssuedToken> {
         let vault = self.vault_clients(profile, cloud)?;
         let (http, _) = self.http_for(cloud)?;
-        if let Some(info) = given {
+        if let Some(key) = given {
             // The caller's key info is theirs to fix; refreshing ours would not help them.
-            return self.sign_and_exchange(profile, cloud, &vault, &http, info, scope).await;
+            return self.sign_and_exchange(profile, cloud, &vault, &http, key, scope).await;
         }
         let info = self.key_info_with(profile, cloud, &vault, false).await?;
         match self
-            .sign_and_exchange(profile, cloud, &vault, &http, &info, scope)
+            .sign_and_exchange(profile, cloud, &vault, &http, &info.signing_key(), scope)
             .await
         {
             // The certificate was rotated (Entra knows only the new one) or the pinned key version is
@@ -329,7 +329,7 @@ impl Broker {
             Err(Error::Entra(e)) if e.is_key_not_found() => {
                 tracing::info!(profile = %profile.name, "Entra did not accept the cached certificate; refreshing key info and retrying once");
                 let info = self.key_info_with(profile, cloud, &vault, true).await?;
-                self.sign_and_exchange(profile, cloud, &vault, &http, &info, scope)
+                self.sign_and_exchange(profile, cloud, &vault, &http, &info.signing_key(), scope)
                     .await
             }
             Err(Error::KeyVault {
@@ -338,7 +338,7 @@ impl Broker {
                 ..
             }) => {
                 let info = self.key_info_with(profile, cloud, &vault, true).await?;
-                self.sign_and_exchange(profile, cloud, &vault, &http, &info, scope)
+                self.sign_and_exchange(profile, cloud, &vault, &http, &info.signing_key(), scope)
                     .await
             }
             other => other,
@@ -351,18 +351,18 @@ impl Broker {
         cloud: &Cloud,
         vault: &VaultClients,
         http: &reqwest::Client,
-        info: &KeyInfo,
+        key: &SigningKey,
         scope: &str,
     ) -> Result<IssuedToken> {
         let endpoint = cloud.token_endpoint(&profile.tenant);
         let unsigned = UnsignedAssertion::new(
             profile.algorithm,
-            &info.thumbprints,
+            &key.thumbprints,
             &profile.client_id,
             &endpoint,
             OffsetDateTime::now_utc(),
         );
-        let signature = vault.sign(info, profile.algorithm, &unsigned.digest()).await?;
+        let signature = vault.sign(key, profile.algorithm, &unsigned.digest()).await?;
         let assertion = SecretString::new(unsigned.with_signature(&signature));
         let response = request_token(http, &endpoint, &profile.client_id, scope, assertion.expose()).await?;
         Ok(IssuedToken {

@@ -133,7 +133,7 @@ impl ClientAssertion for KeyVaultAssertion {
         );
         let signature = self
             .vault
-            .sign(&self.key, self.algorithm, &unsigned.digest())
+            .sign(&self.key.signing_key(), self.algorithm, &unsigned.digest())
             .await
             .map_err(|e| azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, e.to_string()))?;
         Ok(unsigned.with_signature(&signature))

@@ -29,7 +29,19 @@ pub struct KeyInfo {
     pub expires: OffsetDateTime,
 }
 
-impl KeyInfo {
+/// What a signature needs and nothing more: the pinned key version that signs and the thumbprints the
+/// assertion header names. Usually read from the certificate ([`KeyInfo::signing_key`]); a caller that knows
+/// them (the .NET proxy's `kv-key` route) supplies them itself, so there are no certificate dates to make up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SigningKey {
+    /// Versioned key id, `https://VAULT/keys/NAME/VERSION`.
+    pub key_id: String,
+    pub thumbprints: Thumbprints,
+    /// The certificate (or key) name, for error messages.
+    pub name: String,
+}
+
+impl SigningKey {
     /// `(key name, key version)` from the versioned key id.
     pub fn key_name_and_version(&self) -> Result<(String, String)> {
         let url = url::Url::parse(&self.key_id)
@@ -44,6 +56,21 @@ impl KeyInfo {
                 self.key_id
             ))),
         }
+    }
+}
+
+impl KeyInfo {
+    pub fn signing_key(&self) -> SigningKey {
+        SigningKey {
+            key_id: self.key_id.clone(),
+            thumbprints: self.thumbprints.clone(),
+            name: self.certificate.clone(),
+        }
+    }
+
+    /// `(key name, key version)` from the versioned key id.
+    pub fn key_name_and_version(&self) -> Result<(String, String)> {
+        self.signing_key().key_name_and_version()
     }
 
     pub(crate) fn cache_id(vault_url: &str, certificate: &str) -> String {

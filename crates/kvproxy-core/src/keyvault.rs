@@ -3,7 +3,7 @@
 
 use crate::assertion::Thumbprints;
 use crate::error::{Error, KeyVaultOperation, Result};
-use crate::keyinfo::KeyInfo;
+use crate::keyinfo::{KeyInfo, SigningKey};
 use crate::profile::{CredentialSource, SigningAlgorithm};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::ClientOptions;
@@ -98,8 +98,13 @@ impl VaultClients {
         Ok(info)
     }
 
-    pub(crate) async fn sign(&self, info: &KeyInfo, algorithm: SigningAlgorithm, digest: &[u8; 32]) -> Result<Vec<u8>> {
-        let (name, version) = info.key_name_and_version()?;
+    pub(crate) async fn sign(
+        &self,
+        key: &SigningKey,
+        algorithm: SigningAlgorithm,
+        digest: &[u8; 32],
+    ) -> Result<Vec<u8>> {
+        let (name, version) = key.key_name_and_version()?;
         let parameters = SignParameters {
             algorithm: Some(match algorithm {
                 SigningAlgorithm::PS256 => SignatureAlgorithm::Ps256,
@@ -122,7 +127,7 @@ impl VaultClients {
                 }),
             )
             .await
-            .map_err(|e| self.error(KeyVaultOperation::Sign, &info.certificate, &e))?;
+            .map_err(|e| self.error(KeyVaultOperation::Sign, &key.name, &e))?;
         let result = response.into_model().map_err(|e| Error::Protocol {
             target: self.vault_url.clone(),
             message: e.to_string(),

@@ -25,7 +25,7 @@ pub use broker::{Broker, BrokerOptions, IssuedToken, RetrySettings, TokenOptions
 pub use client_assertion::{KeyVaultAssertion, KeyVaultAssertionOptions};
 pub use cloud::{Cloud, CloudName, CustomCloud};
 pub use error::{EntraError, Error, ErrorClass, KeyVaultOperation, Result, error_chain};
-pub use keyinfo::{KeyInfo, KeyInfoStore, keyring_from_env, platform_keyring};
+pub use keyinfo::{KeyInfo, KeyInfoStore, SigningKey, keyring_from_env, platform_keyring};
 pub use profile::{CredentialSource, Profile, ProfileFile, ProfileStore, SigningAlgorithm, config_dir};
 pub use secret::SecretString;
 pub use settings::{Settings, SettingsStore};

@@ -12,10 +12,9 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kvproxy_core::{
-    Cloud, CredentialSource, IssuedToken, KeyInfo, Profile, SigningAlgorithm, Thumbprints, TokenOptions,
+    Cloud, CredentialSource, IssuedToken, Profile, SigningAlgorithm, SigningKey, Thumbprints, TokenOptions,
 };
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
@@ -92,7 +91,7 @@ pub async fn kv_key(
     _authorized: Authorized,
     JsonBody(req): JsonBody<KvKeyRequest>,
 ) -> ApiResult<Response> {
-    let (vault_url, key_name, version) = split_key_uri(&req.key_uri, true)?;
+    let (vault_url, key_name, _) = split_key_uri(&req.key_uri, true)?;
     let (thumbprints, algorithm) = parse_thumbprint(&req.key_thumbprint)?;
     let target = Target {
         vault_url: &vault_url,
@@ -101,15 +100,10 @@ pub async fn kv_key(
     };
     let mut profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
     profile.algorithm = algorithm;
-    let key = KeyInfo {
-        vault_url: profile.vault_url.clone(),
-        certificate: key_name.clone(),
+    let key = SigningKey {
         key_id: req.key_uri.trim().to_string(),
-        certificate_version: version.unwrap_or_default(),
         thumbprints,
-        subject: String::new(),
-        not_before: OffsetDateTime::UNIX_EPOCH,
-        expires: OffsetDateTime::UNIX_EPOCH,
+        name: key_name.clone(),
     };
     let issued = state
         .broker
