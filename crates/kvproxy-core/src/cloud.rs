@@ -5,22 +5,12 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use strum::{EnumString, IntoStaticStr, VariantNames};
 use url::Url;
 
 /// The Azure clouds a profile can target.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    Default,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantNames,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, EnumString, IntoStaticStr, VariantNames,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
@@ -38,7 +28,6 @@ pub enum CloudName {
 
 impl CloudName {
     pub fn parse(value: &str) -> Result<Self> {
-        use strum::VariantNames;
         value.trim().parse().map_err(|_| {
             Error::invalid(
                 "cloud",

@@ -9,21 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use strum::{EnumString, IntoStaticStr, VariantNames};
 
 /// How the client assertion is signed.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    Default,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantNames,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, EnumString, IntoStaticStr, VariantNames,
 )]
 #[strum(ascii_case_insensitive)]
 pub enum SigningAlgorithm {
@@ -51,18 +41,7 @@ impl SigningAlgorithm {
 
 /// Where the Key Vault access token (for `get certificate` and `sign`) comes from.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    Default,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantNames,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, EnumString, IntoStaticStr, VariantNames,
 )]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
@@ -86,7 +65,6 @@ pub enum CredentialSource {
 
 impl CredentialSource {
     pub fn parse(value: &str) -> Result<Self> {
-        use strum::VariantNames;
         value.trim().parse().map_err(|_| {
             Error::invalid(
                 "credential",
@@ -520,7 +498,6 @@ mod tests {
 
     #[test]
     fn value_names_round_trip_and_aliases_parse() {
-        use strum::VariantNames;
         assert_eq!(
             CredentialSource::VARIANTS,
             [

@@ -141,6 +141,11 @@ impl TestServer {
         self.http.get(self.url(path)).bearer_auth(&self.key)
     }
 
+    /// GET `path` with the API key; the answer must be a problem document with `status` (naming `field`).
+    pub async fn get_problem(&self, path: &str, status: u16, field: Option<&str>) -> Value {
+        problem(self.get(path).send().await.expect("request sent"), status, field).await
+    }
+
     /// POST a JSON body with the API key as a bearer token.
     pub fn post_json(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
         self.http.post(self.url(path)).bearer_auth(&self.key).json(body)

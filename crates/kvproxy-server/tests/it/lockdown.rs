@@ -554,7 +554,7 @@ async fn a_field_of_the_wrong_type_is_named() {
 async fn unknown_routes_are_404_and_wrong_methods_405_as_problems() {
     let s = TestServer::start().await;
     for path in ["/nope", "/api/Token/kv-nothing", "/api/profiles/test", "/msi", "/"] {
-        let p = problem(s.get(path).send().await.unwrap(), 404, None).await;
+        let p = s.get_problem(path, 404, None).await;
         assert!(p["detail"].as_str().unwrap().contains(path), "{p}");
     }
     for (method, path, allowed) in [

@@ -422,13 +422,10 @@ async fn profile_token_as_json_and_raw_with_scope_override() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_token_errors() {
     let s = TestServer::start().await;
-    let p = problem(s.get("/api/profiles/nope/token").send().await.unwrap(), 404, None).await;
+    let p = s.get_problem("/api/profiles/nope/token", 404, None).await;
     assert!(p["detail"].as_str().unwrap().contains("nope"), "{p}");
-    problem(
-        s.get(&format!("/api/profiles/{PROFILE}/token?scope=api://x/read"))
-            .send()
-            .await
-            .unwrap(),
+    s.get_problem(
+        &format!("/api/profiles/{PROFILE}/token?scope=api://x/read"),
         400,
         Some("scope"),
     )
@@ -440,11 +437,8 @@ async fn profile_token_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_token_unknown_format_is_refused_before_minting_a_token() {
     let s = TestServer::start().await;
-    problem(
-        s.get(&format!("/api/profiles/{PROFILE}/token?format=xml"))
-            .send()
-            .await
-            .unwrap(),
+    s.get_problem(
+        &format!("/api/profiles/{PROFILE}/token?format=xml"),
         400,
         Some("format"),
     )
