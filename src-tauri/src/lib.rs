@@ -70,7 +70,7 @@ pub fn run() -> tauri::Result<()> {
                     format!("{error}. Restart the app after editing profiles."),
                 ),
             }
-            if !tray_host || !desktop.has_profiles() || desktop.status().profiles_error.is_some() {
+            if !tray_host || !desktop.has_profiles() || desktop.profiles_unreadable() {
                 window::show(&handle);
             }
             let started = desktop.clone();

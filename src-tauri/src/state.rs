@@ -180,6 +180,11 @@ impl Desktop {
         &self.inner.profiles
     }
 
+    /// True while profiles.toml cannot be read (the menu shows the last good profiles).
+    pub fn profiles_unreadable(&self) -> bool {
+        self.inner.profiles_error.read().is_some()
+    }
+
     pub fn has_profiles(&self) -> bool {
         !self.inner.last_good.read().profiles.is_empty()
     }
@@ -394,9 +399,7 @@ impl Desktop {
     /// The tray's requests belong in the same activity log as the API's.
     fn record_tray_activity(&self, profile: &str, ok: bool, started: Instant) {
         self.inner.server_state.activity.push(ActivityRecord {
-            time: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            time: ActivityRecord::now(),
             method: "TRAY".into(),
             route: "Copy token".into(),
             profile: Some(profile.to_string()),

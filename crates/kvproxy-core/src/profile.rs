@@ -345,16 +345,8 @@ impl ProfileStore {
     }
 
     pub fn load(&self) -> Result<ProfileFile> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileFile::default()),
-            Err(source) => {
-                return Err(Error::Io {
-                    context: "reading profiles",
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        let Some(text) = read_if_present(&self.path, "reading profiles")? else {
+            return Ok(ProfileFile::default());
         };
         ProfileFile::parse(&text).map_err(|message| Error::CorruptProfileFile {
             path: self.path.clone(),
@@ -472,6 +464,19 @@ impl ProfileStore {
             source: e.error,
         })?;
         Ok(())
+    }
+}
+
+/// A config file's text, `None` when it does not exist yet (a first start, not an error).
+pub(crate) fn read_if_present(path: &Path, context: &'static str) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            context,
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

@@ -91,16 +91,8 @@ impl SettingsStore {
     /// The saved settings (defaults when there is no file), without environment overrides. A file that does
     /// not parse is an error naming it; it is left as it is.
     pub fn load(&self) -> Result<Settings> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
-            Err(source) => {
-                return Err(Error::Io {
-                    context: "reading settings",
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        let Some(text) = crate::profile::read_if_present(&self.path, "reading settings")? else {
+            return Ok(Settings::default());
         };
         toml::from_str(&text).map_err(|e| Error::CorruptSettingsFile {
             path: self.path.clone(),

@@ -23,6 +23,15 @@ pub struct ActivityRecord {
     pub duration_ms: u64,
 }
 
+impl ActivityRecord {
+    /// The current time as the `time` field wants it.
+    pub fn now() -> String {
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Activity {
     records: Arc<Mutex<VecDeque<ActivityRecord>>>,

@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
-use time::format_description::well_known::Rfc3339;
 
 /// Set by token handlers on their response, so the activity log knows the profile.
 #[derive(Clone, Debug)]
@@ -38,9 +37,8 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     let started = Instant::now();
     let response = next.run(request).await;
     if logged {
-        let time = time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         state.activity.push(ActivityRecord {
-            time,
+            time: ActivityRecord::now(),
             method,
             route: route.unwrap_or_default(),
             profile: response.extensions().get::<ActivityProfile>().map(|p| p.0.clone()),
