@@ -115,13 +115,15 @@ $("add-form").addEventListener("submit", async (event) => {
     form.reset();
     showAdd(false);
   } catch (error) {
-    // Shown next to the field it is about; errors about no field go last.
-    const field = error.field === "client_id" || error.field === "vault_url" || error.field === "scopes"
-      || error.field === "name" || error.field === "tenant" || error.field === "certificate"
-      || error.field === "algorithm" ? error.field : "";
-    const target = form.querySelector(`.field-error[data-for="${field}"]`);
-    target.textContent = error.message ?? String(error);
-    form.querySelector(`[name="${field === "scopes" ? "scope" : field}"]`)?.focus();
+    // Each field error next to its field; one about no field of this form goes last.
+    const fields = error.fields?.length ? error.fields : [{ field: "", message: error.message ?? String(error) }];
+    for (const { field, message } of fields) {
+      const target = form.querySelector(`.field-error[data-for="${field}"]`)
+        ?? form.querySelector('.field-error[data-for=""]');
+      target.textContent = target.textContent ? `${target.textContent} ${message}` : message;
+    }
+    const first = fields[0].field;
+    form.querySelector(`[name="${first === "scopes" ? "scope" : first}"]`)?.focus();
   }
 });
 

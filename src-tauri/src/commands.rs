@@ -2,31 +2,34 @@
 
 use crate::menu::Action;
 use crate::state::{Desktop, StatusView};
-use kvproxy_core::{CloudName, CredentialSource, Error as CoreError, Profile, SigningAlgorithm};
+use kvproxy_core::{CloudName, CredentialSource, Error as CoreError, FieldError, Profile, SigningAlgorithm};
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, State, Wry};
 
-/// An error as the window shows it: next to `field` when it is about one.
+/// An error as the window shows it: each field error next to its field, anything else in `message`.
 #[derive(Debug, Serialize)]
 pub struct UiError {
-    pub field: Option<String>,
     pub message: String,
+    pub fields: Vec<FieldError>,
 }
 
 impl From<CoreError> for UiError {
     fn from(error: CoreError) -> Self {
         match error {
-            CoreError::InvalidField { field, message } => UiError {
-                field: Some(field.to_string()),
-                message,
+            CoreError::Invalid(fields) => UiError {
+                message: fields.to_string(),
+                fields: fields.into_iter().collect(),
             },
             CoreError::ProfileExists(_) => UiError {
-                field: Some("name".into()),
                 message: error.to_string(),
+                fields: vec![FieldError {
+                    field: "name",
+                    message: error.to_string(),
+                }],
             },
             other => UiError {
-                field: None,
                 message: other.to_string(),
+                fields: Vec::new(),
             },
         }
     }
@@ -34,7 +37,10 @@ impl From<CoreError> for UiError {
 
 impl From<String> for UiError {
     fn from(message: String) -> Self {
-        UiError { field: None, message }
+        UiError {
+            message,
+            fields: Vec::new(),
+        }
     }
 }
 

@@ -389,7 +389,7 @@ impl Desktop {
     }
 
     async fn token_for(&self, name: &str) -> Result<kvproxy_core::IssuedToken, CoreError> {
-        let profile = self.inner.profiles.get(name)?;
+        let profile = self.inner.profiles.get(name)?.resolve()?;
         if DemoTenant::is_demo_profile(&profile) {
             self.ensure_demo(&profile).await;
         }

@@ -7,7 +7,7 @@
 #[path = "../tests/it/common.rs"]
 mod common;
 
-use common::{Fixture, options};
+use common::{Fixture, Valid, options};
 use kvproxy_core::{Broker, KeyInfoStore, SigningAlgorithm, TokenOptions};
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ async fn main() {
         let broker = Broker::new(options(KeyInfoStore::new(None)));
         let started = Instant::now();
         broker
-            .token(&profile, None, TokenOptions::default())
+            .token(&profile.valid(), None, TokenOptions::default())
             .await
             .expect("cold token");
         cold.push(started.elapsed());
@@ -48,12 +48,12 @@ async fn main() {
     row("cold (get certificate + sign + token, new clients)", cold);
 
     let broker = Broker::new(options(KeyInfoStore::new(None)));
-    broker.key_info(&profile, false).await.expect("key info");
+    broker.key_info(&profile.valid(), false).await.expect("key info");
     let mut warm = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
         broker
-            .token(&profile, None, TokenOptions { skip_cache: true })
+            .token(&profile.valid(), None, TokenOptions { skip_cache: true })
             .await
             .expect("warm token");
         warm.push(started.elapsed());
@@ -64,7 +64,7 @@ async fn main() {
     for _ in 0..10_000 {
         let started = Instant::now();
         broker
-            .token(&profile, None, TokenOptions::default())
+            .token(&profile.valid(), None, TokenOptions::default())
             .await
             .expect("cached token");
         cached.push(started.elapsed());

@@ -10,7 +10,7 @@ use crate::error::{Error, KeyVaultOperation, Result};
 use crate::http::{HttpTimeouts, build_client, read_ca_file};
 use crate::keyinfo::{KeyInfo, KeyInfoStore, SigningKey};
 use crate::keyvault::VaultClients;
-use crate::profile::{CredentialSource, Profile, SigningAlgorithm};
+use crate::profile::{CredentialSource, SigningAlgorithm, ValidProfile};
 use crate::secret::SecretString;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use parking_lot::{Mutex, RwLock};
@@ -92,8 +92,7 @@ pub struct TokenOptions {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TokenKey {
-    authority: String,
-    tenant: String,
+    token_endpoint: String,
     client_id: String,
     vault_url: String,
     certificate: String,
@@ -167,7 +166,12 @@ impl Broker {
     }
 
     /// A token for `profile` and `scope` (the profile's first scope when `None`).
-    pub async fn token(&self, profile: &Profile, scope: Option<&str>, options: TokenOptions) -> Result<IssuedToken> {
+    pub async fn token(
+        &self,
+        profile: &ValidProfile,
+        scope: Option<&str>,
+        options: TokenOptions,
+    ) -> Result<IssuedToken> {
         self.token_impl(profile, scope, options, None).await
     }
 
@@ -177,7 +181,7 @@ impl Broker {
     /// cached apart.
     pub async fn token_with_key(
         &self,
-        profile: &Profile,
+        profile: &ValidProfile,
         key: SigningKey,
         scope: Option<&str>,
         options: TokenOptions,
@@ -187,19 +191,16 @@ impl Broker {
 
     async fn token_impl(
         &self,
-        profile: &Profile,
+        profile: &ValidProfile,
         scope: Option<&str>,
         options: TokenOptions,
         given: Option<Arc<SigningKey>>,
     ) -> Result<IssuedToken> {
-        profile.validate()?;
         let scope = profile.scope(scope)?.to_string();
-        let cloud = profile.cloud()?;
         let key = TokenKey {
-            authority: cloud.authority_host(),
-            tenant: profile.tenant.clone(),
+            token_endpoint: profile.token_endpoint().to_string(),
             client_id: profile.client_id.clone(),
-            vault_url: cloud.check_vault_url(&profile.vault_url)?.to_string(),
+            vault_url: profile.vault_root().to_string(),
             certificate: profile.certificate.clone(),
             algorithm: profile.algorithm,
             scope: scope.clone(),
@@ -232,7 +233,7 @@ impl Broker {
                 ..token
             });
         }
-        let token = self.fetch(profile, &cloud, &scope, given.as_deref()).await?;
+        let token = self.fetch(profile, &scope, given.as_deref()).await?;
         slot.store(token.clone());
         Ok(token)
     }
@@ -243,13 +244,18 @@ impl Broker {
         (token.expires_on - OffsetDateTime::now_utc() > self.inner.options.min_remaining).then(|| token.clone())
     }
 
-    fn refresh_in_background(&self, slot: Arc<Slot>, profile: Profile, scope: String, given: Option<Arc<SigningKey>>) {
+    fn refresh_in_background(
+        &self,
+        slot: Arc<Slot>,
+        profile: ValidProfile,
+        scope: String,
+        given: Option<Arc<SigningKey>>,
+    ) {
         let broker = self.clone();
         tokio::spawn(async move {
             let result = async {
                 let _guard = slot.fetch.lock().await;
-                let cloud = profile.cloud()?;
-                let token = broker.fetch(&profile, &cloud, &scope, given.as_deref()).await?;
+                let token = broker.fetch(&profile, &scope, given.as_deref()).await?;
                 slot.store(token);
                 Ok::<_, Error>(())
             }
@@ -263,22 +269,14 @@ impl Broker {
 
     /// Key info for the profile's certificate: memory, then the OS keyring, then Key Vault.
     /// `refresh` goes to Key Vault and replaces what was cached.
-    pub async fn key_info(&self, profile: &Profile, refresh: bool) -> Result<KeyInfo> {
-        profile.validate()?;
-        let cloud = profile.cloud()?;
-        let vault = self.vault_clients(profile, &cloud)?;
-        self.key_info_with(profile, &cloud, &vault, refresh).await
+    pub async fn key_info(&self, profile: &ValidProfile, refresh: bool) -> Result<KeyInfo> {
+        let vault = self.vault_clients(profile)?;
+        self.key_info_with(profile, &vault, refresh).await
     }
 
-    async fn key_info_with(
-        &self,
-        profile: &Profile,
-        cloud: &Cloud,
-        vault: &VaultClients,
-        refresh: bool,
-    ) -> Result<KeyInfo> {
-        let vault_url = cloud.check_vault_url(&profile.vault_url)?.to_string();
-        let id = KeyInfo::cache_id(&vault_url, &profile.certificate);
+    async fn key_info_with(&self, profile: &ValidProfile, vault: &VaultClients, refresh: bool) -> Result<KeyInfo> {
+        let vault_url = profile.vault_root().as_str();
+        let id = KeyInfo::cache_id(vault_url, &profile.certificate);
         let lock = self.inner.key_info_locks.lock().entry(id.clone()).or_default().clone();
         let _guard = lock.lock().await;
         let store = &self.inner.options.key_info_store;
@@ -286,7 +284,7 @@ impl Broker {
             if let Some(info) = self.inner.key_info.lock().get(&id).cloned() {
                 return Ok(info);
             }
-            match store.load(&vault_url, &profile.certificate).await {
+            match store.load(vault_url, &profile.certificate).await {
                 Ok(Some(info)) => {
                     self.inner.key_info.lock().insert(id, info.clone());
                     return Ok(info);
@@ -306,30 +304,24 @@ impl Broker {
         Ok(info)
     }
 
-    async fn fetch(
-        &self,
-        profile: &Profile,
-        cloud: &Cloud,
-        scope: &str,
-        given: Option<&SigningKey>,
-    ) -> Result<IssuedToken> {
-        let vault = self.vault_clients(profile, cloud)?;
-        let (http, _) = self.http_for(cloud)?;
+    async fn fetch(&self, profile: &ValidProfile, scope: &str, given: Option<&SigningKey>) -> Result<IssuedToken> {
+        let vault = self.vault_clients(profile)?;
+        let (http, _) = self.http_for(profile.cloud())?;
         if let Some(key) = given {
             // The caller's key info is theirs to fix; refreshing ours would not help them.
-            return self.sign_and_exchange(profile, cloud, &vault, &http, key, scope).await;
+            return self.sign_and_exchange(profile, &vault, &http, key, scope).await;
         }
-        let info = self.key_info_with(profile, cloud, &vault, false).await?;
+        let info = self.key_info_with(profile, &vault, false).await?;
         match self
-            .sign_and_exchange(profile, cloud, &vault, &http, &info.signing_key(), scope)
+            .sign_and_exchange(profile, &vault, &http, &info.signing_key(), scope)
             .await
         {
             // The certificate was rotated (Entra knows only the new one) or the pinned key version is
             // gone: our key info is stale. Refresh it once; a second failure is real.
             Err(Error::Entra(e)) if e.is_key_not_found() => {
                 tracing::info!(profile = %profile.name, "Entra did not accept the cached certificate; refreshing key info and retrying once");
-                let info = self.key_info_with(profile, cloud, &vault, true).await?;
-                self.sign_and_exchange(profile, cloud, &vault, &http, &info.signing_key(), scope)
+                let info = self.key_info_with(profile, &vault, true).await?;
+                self.sign_and_exchange(profile, &vault, &http, &info.signing_key(), scope)
                     .await
             }
             Err(Error::KeyVault {
@@ -337,8 +329,8 @@ impl Broker {
                 operation: KeyVaultOperation::Sign,
                 ..
             }) => {
-                let info = self.key_info_with(profile, cloud, &vault, true).await?;
-                self.sign_and_exchange(profile, cloud, &vault, &http, &info.signing_key(), scope)
+                let info = self.key_info_with(profile, &vault, true).await?;
+                self.sign_and_exchange(profile, &vault, &http, &info.signing_key(), scope)
                     .await
             }
             other => other,
@@ -347,30 +339,29 @@ impl Broker {
 
     async fn sign_and_exchange(
         &self,
-        profile: &Profile,
-        cloud: &Cloud,
+        profile: &ValidProfile,
         vault: &VaultClients,
         http: &reqwest::Client,
         key: &SigningKey,
         scope: &str,
     ) -> Result<IssuedToken> {
-        let endpoint = cloud.token_endpoint(&profile.tenant);
+        let endpoint = profile.token_endpoint();
         let unsigned = UnsignedAssertion::new(
             profile.algorithm,
             &key.thumbprints,
             &profile.client_id,
-            &endpoint,
+            endpoint,
             OffsetDateTime::now_utc(),
         );
         let signature = vault.sign(key, profile.algorithm, &unsigned.digest()).await?;
         let assertion = SecretString::new(unsigned.with_signature(&signature));
-        let response = request_token(http, &endpoint, &profile.client_id, scope, assertion.expose()).await?;
+        let response = request_token(http, endpoint, &profile.client_id, scope, assertion.expose()).await?;
         Ok(IssuedToken {
             access_token: response.access_token,
             expires_on: response.expires_on,
             scope: scope.to_string(),
             profile: profile.name.clone(),
-            demo: cloud.is_emulator(),
+            demo: profile.is_demo(),
             from_cache: false,
         })
     }
@@ -388,8 +379,9 @@ impl Broker {
         Ok((client, key))
     }
 
-    fn vault_clients(&self, profile: &Profile, cloud: &Cloud) -> Result<Arc<VaultClients>> {
-        let vault_url = cloud.check_vault_url(&profile.vault_url)?.to_string();
+    fn vault_clients(&self, profile: &ValidProfile) -> Result<Arc<VaultClients>> {
+        let cloud = profile.cloud();
+        let vault_url = profile.vault_root().to_string();
         let (http, ca) = self.http_for(cloud)?;
         let key = VaultKey {
             vault_url: vault_url.clone(),

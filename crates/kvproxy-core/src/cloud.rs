@@ -233,7 +233,7 @@ impl Cloud {
 }
 
 /// The checks a vault URL must pass in every cloud: a URL, https, the vault root and nothing else.
-fn parse_vault_url(vault_url: &str) -> Result<Url> {
+pub(crate) fn parse_vault_url(vault_url: &str) -> Result<Url> {
     let field = "vault_url";
     let url = Url::parse(vault_url.trim()).map_err(|e| {
         Error::invalid(

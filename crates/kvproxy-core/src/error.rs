@@ -24,8 +24,9 @@ pub enum ErrorClass {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{field}: {message}")]
-    InvalidField { field: &'static str, message: String },
+    /// One or more fields (of a profile, a request or a file) are wrong; each says how to fix it.
+    #[error("{0}")]
+    Invalid(FieldErrors),
 
     #[error("no profile named '{0}' (see `kvproxy profile list`)")]
     ProfileNotFound(String),
@@ -117,7 +118,7 @@ fn hint_suffix(hint: &Option<String>) -> String {
 impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::InvalidField { .. }
+            Error::Invalid(_)
             | Error::ProfileNotFound(_)
             | Error::NoDefaultProfile
             | Error::ProfileExists(_)
@@ -141,7 +142,10 @@ impl Error {
             Error::Network { target, .. } => format!("{target} unreachable"),
             Error::CorruptProfileFile { .. } => "profiles.toml cannot be read".into(),
             Error::CorruptSettingsFile { .. } => "settings.toml cannot be read".into(),
-            Error::InvalidField { field, .. } => format!("profile field '{field}' is invalid"),
+            Error::Invalid(fields) => match fields.as_slice() {
+                [one] => format!("profile field '{}' is invalid", one.field),
+                many => format!("{} profile fields are invalid", many.len()),
+            },
             other => {
                 let text = other.to_string();
                 let first = text.split(". ").next().unwrap_or(&text);
@@ -154,10 +158,72 @@ impl Error {
     }
 
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Error::InvalidField {
+        Error::Invalid(FieldErrors::one(field, message))
+    }
+
+    /// The wrong fields, when this error is about input fields.
+    pub fn field_errors(&self) -> Option<&FieldErrors> {
+        match self {
+            Error::Invalid(fields) => Some(fields),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with one field and how to fix it, as an editor shows it next to that field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// The field's name as the profile file spells it (`vault_url`, `custom_cloud.authority_host`, …).
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Every wrong field found in one check, in the order the fields are declared. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn one(field: &'static str, message: impl Into<String>) -> Self {
+        Self(vec![FieldError {
             field,
             message: message.into(),
+        }])
+    }
+
+    /// `None` when nothing was wrong.
+    pub fn from_vec(errors: Vec<FieldError>) -> Option<Self> {
+        (!errors.is_empty()).then_some(Self(errors))
+    }
+
+    pub fn as_slice(&self) -> &[FieldError] {
+        &self.0
+    }
+
+    /// The first error about `field`, if any.
+    pub fn get(&self, field: &str) -> Option<&FieldError> {
+        self.0.iter().find(|e| e.field == field)
+    }
+}
+
+impl fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.message)?;
         }
+        Ok(())
+    }
+}
+
+impl IntoIterator for FieldErrors {
+    type Item = FieldError;
+    type IntoIter = std::vec::IntoIter<FieldError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }
 

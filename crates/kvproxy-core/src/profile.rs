@@ -4,12 +4,13 @@
 //! a tool that silently "repairs" a config by emptying it loses a user's work.
 
 use crate::cloud::{Cloud, CloudName, CustomCloud};
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, FieldErrors, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use strum::{EnumString, IntoStaticStr, VariantNames};
+use url::Url;
 
 /// How the client assertion is signed.
 #[derive(
@@ -126,58 +127,161 @@ impl Profile {
         }
     }
 
-    /// Checks every field, naming the first that is wrong and how to fix it.
-    pub fn validate(&self) -> Result<()> {
-        validate_name(&self.name)?;
-        validate_tenant(&self.tenant)?;
-        if !is_guid(&self.client_id) {
-            return Err(Error::invalid(
-                "client_id",
-                format!(
-                    "'{}' is not a GUID; use the Application (client) ID from the app registration's overview page",
-                    self.client_id
-                ),
-            ));
-        }
-        let cloud = self.cloud()?;
-        cloud.check_vault_url(&self.vault_url)?;
-        validate_certificate_name(&self.certificate)?;
-        if self.scopes.is_empty() {
-            return Err(Error::invalid(
-                "scopes",
-                "give at least one scope, e.g. api://my-api/.default",
-            ));
-        }
-        for scope in &self.scopes {
-            validate_scope("scopes", scope)?;
-        }
-        if self.credential == CredentialSource::Emulator && !cloud.is_emulator() {
-            return Err(Error::invalid(
-                "credential",
-                "'emulator' only works with the demo tenant's cloud; use auto, azure-cli, azd, managed-identity, service-principal or workload-identity",
-            ));
-        }
-        Ok(())
+    /// Checks every field and returns the profile in its checked form, or an [`Error::Invalid`] naming
+    /// every wrong field (not only the first), each with how to fix it.
+    pub fn resolve(&self) -> Result<ValidProfile> {
+        self.resolve_with(None)
     }
 
-    /// Normalises what users type loosely (vault URL form, letter case of GUIDs).
-    pub fn normalise(&mut self) {
-        self.tenant = self.tenant.trim().to_string();
-        if is_guid(&self.tenant) {
-            self.tenant = self.tenant.to_ascii_lowercase();
+    /// Like [`Profile::resolve`], for a profile whose cloud and vault URL the caller has already resolved
+    /// together (an ad-hoc request matched its vault URL against the known clouds): they are taken as they
+    /// are, not parsed again.
+    pub fn resolve_in(&self, cloud: Cloud, vault_root: Url) -> Result<ValidProfile> {
+        self.resolve_with(Some((cloud, vault_root)))
+    }
+
+    fn resolve_with(&self, located: Option<(Cloud, Url)>) -> Result<ValidProfile> {
+        let mut profile = self.clone();
+        profile.tenant = profile.tenant.trim().to_string();
+        if is_guid(&profile.tenant) {
+            profile.tenant = profile.tenant.to_ascii_lowercase();
         }
-        self.client_id = self.client_id.trim().to_ascii_lowercase();
-        if let Ok(cloud) = self.cloud()
-            && let Ok(url) = cloud.check_vault_url(&self.vault_url)
+        profile.client_id = profile.client_id.trim().to_ascii_lowercase();
+
+        let mut errors = Vec::new();
+        let mut note = |result: Result<()>| {
+            if let Err(e) = result {
+                errors.extend(into_field_errors(e));
+            }
+        };
+        note(validate_name(&profile.name));
+        note(validate_tenant(&profile.tenant));
+        note(validate_client_id(&profile.client_id));
+        let located = match located {
+            Some(located) => Some(located),
+            None => match profile.cloud() {
+                Ok(cloud) => match cloud.check_vault_url(&profile.vault_url) {
+                    Ok(url) => Some((cloud, url)),
+                    Err(e) => {
+                        note(Err(e));
+                        None
+                    }
+                },
+                Err(e) => {
+                    note(Err(e));
+                    // Without a cloud the vault URL cannot be matched, but one that is not even a URL is worth
+                    // saying in the same breath.
+                    note(crate::cloud::parse_vault_url(&profile.vault_url).map(drop));
+                    None
+                }
+            },
+        };
+        note(validate_certificate_name(&profile.certificate));
+        if profile.scopes.is_empty() {
+            note(Err(Error::invalid(
+                "scopes",
+                "give at least one scope, e.g. api://my-api/.default",
+            )));
+        }
+        if let Some(bad) = profile.scopes.iter().find_map(|s| validate_scope("scopes", s).err()) {
+            note(Err(bad));
+        }
+        if profile.credential == CredentialSource::Emulator
+            && located.as_ref().is_some_and(|(cloud, _)| !cloud.is_emulator())
         {
-            self.vault_url = url.to_string();
+            note(Err(Error::invalid(
+                "credential",
+                "'emulator' only works with the demo tenant's cloud; use auto, azure-cli, azd, managed-identity, service-principal or workload-identity",
+            )));
         }
+        let located = match (FieldErrors::from_vec(errors), located) {
+            (None, Some(located)) => located,
+            (Some(errors), _) => return Err(Error::Invalid(errors)),
+            (None, None) => unreachable!("every path that leaves the cloud unresolved notes a field error"),
+        };
+        let (cloud, vault_root) = located;
+        profile.vault_url = vault_root.to_string();
+        profile.cloud = cloud.name;
+        profile.custom_cloud = cloud.custom.clone();
+        Ok(ValidProfile {
+            token_endpoint: cloud.token_endpoint(&profile.tenant),
+            profile,
+            cloud,
+            vault_root,
+        })
     }
 
     /// True when this profile points at the local emulator rather than Azure.
     pub fn is_demo(&self) -> bool {
         self.cloud().map(|c| c.is_emulator()).unwrap_or(false)
     }
+}
+
+/// A profile whose every field was checked: cloud and vault URL resolved, GUIDs in lower case, the vault
+/// URL in its root form. Only [`Profile::resolve`] builds one, so holding one proves the checks ran and
+/// nothing downstream checks again. It reads like a [`Profile`] (it derefs to one) but cannot be changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidProfile {
+    profile: Profile,
+    cloud: Cloud,
+    vault_root: Url,
+    token_endpoint: String,
+}
+
+impl ValidProfile {
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    /// The vault's root URL (`https://NAME.vault.azure.net/`), on the cloud's allowlist.
+    pub fn vault_root(&self) -> &Url {
+        &self.vault_root
+    }
+
+    /// The Entra token endpoint the assertion is audienced for and posted to.
+    pub fn token_endpoint(&self) -> &str {
+        &self.token_endpoint
+    }
+
+    /// True when this profile points at the local emulator rather than Azure.
+    pub fn is_demo(&self) -> bool {
+        self.cloud.is_emulator()
+    }
+
+    pub fn into_profile(self) -> Profile {
+        self.profile
+    }
+}
+
+impl std::ops::Deref for ValidProfile {
+    type Target = Profile;
+
+    fn deref(&self) -> &Profile {
+        &self.profile
+    }
+}
+
+/// The field errors an error carries; any other error as one error of the whole profile.
+fn into_field_errors(e: Error) -> Vec<FieldError> {
+    match e {
+        Error::Invalid(fields) => fields.into_iter().collect(),
+        other => vec![FieldError {
+            field: "profile",
+            message: other.to_string(),
+        }],
+    }
+}
+
+fn validate_client_id(client_id: &str) -> Result<()> {
+    if is_guid(client_id) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "client_id",
+        format!(
+            "'{client_id}' is not a GUID; use the Application (client) ID from the app registration's overview page"
+        ),
+    ))
 }
 
 pub fn is_guid(value: &str) -> bool {
@@ -374,9 +478,8 @@ impl ProfileStore {
     }
 
     /// Adds or (with `replace`) overwrites a profile after validating it.
-    pub fn upsert(&self, mut profile: Profile, replace: bool) -> Result<()> {
-        profile.normalise();
-        profile.validate()?;
+    pub fn upsert(&self, profile: Profile, replace: bool) -> Result<()> {
+        let profile = profile.resolve()?.into_profile();
         let mut file = self.load()?;
         if !replace && file.profiles.contains_key(&profile.name) {
             return Err(Error::ProfileExists(profile.name));
@@ -419,11 +522,11 @@ impl ProfileStore {
         }
         let mut file = self.load()?;
         let mut names = Vec::new();
-        for (name, mut profile) in incoming.profiles {
-            profile.normalise();
-            profile
-                .validate()
-                .map_err(|e| Error::invalid("import", format!("profile '{name}': {e}")))?;
+        for (name, profile) in incoming.profiles {
+            let profile = profile
+                .resolve()
+                .map_err(|e| Error::invalid("import", format!("profile '{name}': {e}")))?
+                .into_profile();
             if !replace && file.profiles.contains_key(&name) {
                 return Err(Error::ProfileExists(name));
             }
@@ -570,10 +673,56 @@ mod tests {
         for (prefix, mutate) in cases {
             let mut p = sample();
             mutate(&mut p);
-            let err = p.validate().expect_err(prefix).to_string();
+            let err = p.resolve().expect_err(prefix).to_string();
             assert!(err.starts_with(prefix), "expected {prefix} got {err}");
         }
-        sample().validate().unwrap();
+        sample().resolve().unwrap();
+    }
+
+    #[test]
+    fn every_wrong_field_is_reported_at_once() {
+        let mut p = sample();
+        p.name = "bad name".into();
+        p.client_id = "abc".into();
+        p.vault_url = "https://evil.example/".into();
+        p.scopes = vec!["api://x/read".into()];
+        let err = p.resolve().unwrap_err();
+        let fields: Vec<&str> = err
+            .field_errors()
+            .expect("field errors")
+            .as_slice()
+            .iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["name", "client_id", "vault_url", "scopes"]);
+        assert_eq!(err.summary(), "4 profile fields are invalid");
+
+        // A custom cloud without its endpoints: the cloud is named, and a vault URL that is not a URL too.
+        let mut p = sample();
+        p.cloud = CloudName::Custom;
+        p.vault_url = "contoso".into();
+        let err = p.resolve().unwrap_err();
+        let errors = err.field_errors().expect("field errors");
+        assert!(
+            errors.get("cloud").is_some() && errors.get("vault_url").is_some(),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn resolving_normalises_what_users_type_loosely() {
+        let mut p = sample();
+        p.client_id = " 0B4C5F4E-1111-2222-3333-444455556666 ".into();
+        p.tenant = "72F988BF-86F1-41AF-91AB-2D7CD011DB47".into();
+        let valid = p.resolve().unwrap();
+        assert_eq!(valid.client_id, "0b4c5f4e-1111-2222-3333-444455556666");
+        assert_eq!(valid.tenant, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+        assert_eq!(valid.vault_url, "https://contoso.vault.azure.net/");
+        assert_eq!(valid.vault_root().as_str(), valid.vault_url);
+        assert_eq!(
+            valid.token_endpoint(),
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
+        );
     }
 
     #[test]

@@ -16,9 +16,12 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong and how to fix it.
     pub detail: String,
-    /// The request field at fault, when one is.
+    /// The request field at fault, when one is (the first, when several are).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every field at fault with what is wrong with it, when the request or profile was checked field by field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
     /// The AADSTS code, for errors from Entra ID.
     #[schema(example = 700027)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,10 +34,19 @@ pub struct Problem {
     pub class: Option<ErrorClass>,
 }
 
+/// One wrong field of a problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProblem {
+    #[schema(example = "vault_url")]
+    pub field: String,
+    pub message: String,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub problem: Problem,
+    /// Boxed: handlers return `Result<_, ApiError>` everywhere, and the success path should not pay for it.
+    pub problem: Box<Problem>,
     /// For 401s: the auth scheme to announce.
     pub www_authenticate: Option<&'static str>,
 }
@@ -43,18 +55,19 @@ impl ApiError {
     pub fn new(status: StatusCode, title: &str, detail: impl Into<String>) -> Self {
         Self {
             status,
-            problem: Problem {
+            problem: Box::new(Problem {
                 title: title.into(),
                 status: status.as_u16(),
                 detail: detail.into(),
                 field: None,
+                errors: Vec::new(),
                 aadsts: None,
                 // The API's own refusals (key, Host, Origin) are not about the request's content.
                 class: (status.is_client_error()
                     && status != StatusCode::UNAUTHORIZED
                     && status != StatusCode::FORBIDDEN)
                     .then_some(ErrorClass::Input),
-            },
+            }),
             www_authenticate: None,
         }
     }
@@ -74,6 +87,23 @@ impl ApiError {
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "Not found", detail)
     }
+
+    /// Renames the fields at fault (the engine's names) to the names the request used, in `field`, `errors`
+    /// and `detail`.
+    pub fn rename_fields(&mut self, rename: impl Fn(&str) -> &str) {
+        let problem = &mut self.problem;
+        if let Some(field) = &mut problem.field {
+            *field = rename(field).to_string();
+        }
+        let mut detail = Vec::with_capacity(problem.errors.len());
+        for error in &mut problem.errors {
+            error.field = rename(&error.field).to_string();
+            detail.push(format!("{}: {}", error.field, error.message));
+        }
+        if !detail.is_empty() {
+            problem.detail = detail.join("; ");
+        }
+    }
 }
 
 impl From<Error> for ApiError {
@@ -87,8 +117,16 @@ impl From<Error> for ApiError {
         };
         let mut api = ApiError::new(status, title, e.to_string());
         api.problem.class = Some(e.class());
-        if let Error::InvalidField { field, .. } = &e {
-            api.problem.field = Some((*field).into());
+        if let Some(fields) = e.field_errors() {
+            api.problem.field = fields.as_slice().first().map(|f| f.field.to_string());
+            api.problem.errors = fields
+                .as_slice()
+                .iter()
+                .map(|f| FieldProblem {
+                    field: f.field.to_string(),
+                    message: f.message.clone(),
+                })
+                .collect();
         }
         if let Error::Entra(entra) = &e {
             api.problem.aadsts = entra.code;
@@ -99,7 +137,7 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(&self.problem)).into_response();
+        let mut response = (self.status, axum::Json(&*self.problem)).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

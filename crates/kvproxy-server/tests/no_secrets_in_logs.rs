@@ -8,9 +8,8 @@
 #[path = "it/common.rs"]
 mod common;
 
-use common::{PROFILE, TestServer, ok_json};
+use common::{PROFILE, TestServer};
 use parking_lot::Mutex;
-use serde_json::Value;
 use std::io::Write;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -55,12 +54,10 @@ async fn nothing_secret_is_logged_even_at_trace() {
         .init();
 
     let s = TestServer::start().await;
-    let mut tokens: Vec<String> = Vec::new();
-    let mut take = |body: &Value| tokens.push(body["access_token"].as_str().expect("token").to_string());
-
-    take(&ok_json(s.get(&format!("/api/profiles/{PROFILE}/token")).send().await.unwrap()).await);
-    let raw = s
-        .get(&format!(
+    let token = TestServer::access_token;
+    let tokens = vec![
+        token(s.get(&format!("/api/profiles/{PROFILE}/token"))).await,
+        s.get(&format!(
             "/api/profiles/{PROFILE}/token?format=raw&scope=api://raw/.default"
         ))
         .send()
@@ -68,78 +65,23 @@ async fn nothing_secret_is_logged_even_at_trace() {
         .unwrap()
         .text()
         .await
-        .unwrap();
-    take(&serde_json::json!({ "access_token": raw }));
-    take(
-        &ok_json(
-            s.http
-                .post(s.url("/oauth2/v2.0/token"))
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", PROFILE),
-                    ("client_secret", s.key.as_str()),
-                    ("scope", "api://oauth2/.default"),
-                ])
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
-    take(
-        &ok_json(
-            s.http
-                .get(s.url("/msi/token?api-version=2019-08-01&resource=api://msi"))
-                .header("X-IDENTITY-HEADER", &s.key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
-    take(
-        &ok_json(
-            s.post_json("/api/Token/kv-certificate", &s.kv_certificate_body())
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
-    take(&ok_json(s.post_json("/api/Token/kv-key", &s.kv_key_body()).send().await.unwrap()).await);
+        .unwrap(),
+        token(s.oauth2_token(&s.key, Some("api://oauth2/.default"))).await,
+        token(s.msi("/msi/token?api-version=2019-08-01&resource=api://msi")).await,
+        token(s.post_json("/api/Token/kv-certificate", &s.kv_certificate_body())).await,
+        token(s.post_json("/api/Token/kv-key", &s.kv_key_body())).await,
+    ];
     // Failing ones: wrong key on every dialect, and an upstream refusal.
     let wrong = "wrong-key-0123456789";
-    assert_eq!(
-        s.http
-            .get(s.url(&format!("/api/profiles/{PROFILE}/token")))
-            .bearer_auth(wrong)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        s.http
-            .post(s.url("/oauth2/v2.0/token"))
-            .basic_auth(PROFILE, Some(wrong))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    let status = |response: reqwest::Response| response.status().as_u16();
+    let profile_route = s.url(&format!("/api/profiles/{PROFILE}/token"));
+    let with_wrong_bearer = s.http.get(profile_route).bearer_auth(wrong);
+    assert_eq!(status(with_wrong_bearer.send().await.unwrap()), 401);
+    assert_eq!(status(s.oauth2_token(wrong, None).send().await.unwrap()), 401);
     let mut refused = s.kv_certificate_body();
     refused["clientId"] = serde_json::json!("00000000-0000-4000-8000-000000000001");
-    assert_eq!(
-        s.post_json("/api/Token/kv-certificate", &refused)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        502
-    );
+    let refused = s.post_json("/api/Token/kv-certificate", &refused);
+    assert_eq!(status(refused.send().await.unwrap()), 502);
     assert_eq!(tokens.len(), 6);
     for t in &tokens {
         assert_eq!(

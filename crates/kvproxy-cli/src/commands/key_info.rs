@@ -5,7 +5,7 @@ use time::format_description::well_known::Rfc3339;
 
 pub async fn run(args: KeyInfoArgs) -> anyhow::Result<()> {
     let store = super::store()?;
-    let profile = store.get_or_default(args.profile.as_deref())?;
+    let profile = store.get_or_default(args.profile.as_deref())?.resolve()?;
     let info = super::broker().key_info(&profile, args.refresh).await?;
     let not_before = info.not_before.format(&Rfc3339)?;
     let expires = info.expires.format(&Rfc3339)?;

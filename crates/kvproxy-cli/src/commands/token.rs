@@ -6,7 +6,7 @@ use time::format_description::well_known::Rfc3339;
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let store = super::store()?;
-    let profile = store.get_or_default(args.profile.as_deref())?;
+    let profile = store.get_or_default(args.profile.as_deref())?.resolve()?;
     let broker = super::broker();
     let token = broker
         .token(&profile, args.scope.as_deref(), TokenOptions::default())

@@ -312,6 +312,18 @@ fn client_id_must_be_a_guid() {
 }
 
 #[test]
+fn every_wrong_flag_is_named_in_one_line() {
+    refused_add(
+        &[
+            ("--client-id", "not-a-guid"),
+            ("--tenant", "common"),
+            ("--certificate", "a_b"),
+        ],
+        &["tenant: 'common'", "; client_id: 'not-a-guid'", "; certificate: 'a_b'"],
+    );
+}
+
+#[test]
 fn tenant_common_is_refused() {
     refused_add(
         &[("--tenant", "common")],

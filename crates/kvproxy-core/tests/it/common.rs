@@ -2,7 +2,7 @@
 
 use kvproxy_core::{
     Broker, BrokerOptions, CloudName, CredentialSource, CustomCloud, KeyInfoStore, Profile, RetrySettings,
-    SigningAlgorithm,
+    SigningAlgorithm, ValidProfile,
 };
 use kvproxy_emulator::{CertificateVersion, Emulator, EmulatorConfig};
 use std::time::Duration;
@@ -74,4 +74,15 @@ pub fn options(store: KeyInfoStore) -> BrokerOptions {
 
 pub fn broker() -> Broker {
     Broker::new(options(KeyInfoStore::new(None)))
+}
+
+/// The tests build valid profiles; one that fails its checks is a bug in the test.
+pub trait Valid {
+    fn valid(&self) -> ValidProfile;
+}
+
+impl Valid for Profile {
+    fn valid(&self) -> ValidProfile {
+        self.resolve().expect("a valid test profile")
+    }
 }

@@ -1,6 +1,6 @@
 //! The engine end to end against the emulator: real HTTPS, real RSA, Entra-like verification.
 
-use crate::common::{CERT, Fixture, VAULT, broker, options};
+use crate::common::{CERT, Fixture, VAULT, Valid, broker, options};
 use futures::future::join_all;
 use kvproxy_core::{Error, ErrorClass, KeyInfoStore, SigningAlgorithm, TokenOptions, decode_claims};
 use kvproxy_emulator::{Fault, Route, VaultPermissions};
@@ -12,7 +12,7 @@ async fn both_algorithms_mint_tokens_with_the_apps_identity() {
     let fx = Fixture::start().await;
     for alg in [SigningAlgorithm::PS256, SigningAlgorithm::RS256] {
         let token = broker()
-            .token(&fx.profile(alg), None, TokenOptions::default())
+            .token(&fx.profile(alg).valid(), None, TokenOptions::default())
             .await
             .expect("token");
         let claims = decode_claims(token.access_token.expose()).expect("claims");
@@ -32,7 +32,7 @@ async fn tenant_may_be_given_as_domain() {
     let mut profile = fx.profile(SigningAlgorithm::PS256);
     profile.tenant = fx.emulator.tenant_domain();
     let token = broker()
-        .token(&profile, None, TokenOptions::default())
+        .token(&profile.valid(), None, TokenOptions::default())
         .await
         .expect("token");
     assert_eq!(
@@ -45,7 +45,7 @@ async fn tenant_may_be_given_as_domain() {
 async fn fifty_concurrent_cold_callers_share_one_sign_and_one_token_request() {
     let fx = Fixture::start().await;
     let broker = broker();
-    let profile = fx.profile(SigningAlgorithm::PS256);
+    let profile = fx.profile(SigningAlgorithm::PS256).valid();
     let calls = (0..50).map(|_| broker.token(&profile, None, TokenOptions::default()));
     let results = join_all(calls).await;
     let tokens: Vec<_> = results.into_iter().map(|r| r.expect("token")).collect();
@@ -68,16 +68,22 @@ async fn cached_token_costs_no_request_and_skip_cache_fetches_again() {
     let fx = Fixture::start().await;
     let broker = broker();
     let profile = fx.profile(SigningAlgorithm::PS256);
-    let first = broker.token(&profile, None, TokenOptions::default()).await.unwrap();
+    let first = broker
+        .token(&profile.valid(), None, TokenOptions::default())
+        .await
+        .unwrap();
     fx.emulator.reset_counters();
-    let second = broker.token(&profile, None, TokenOptions::default()).await.unwrap();
+    let second = broker
+        .token(&profile.valid(), None, TokenOptions::default())
+        .await
+        .unwrap();
     assert!(second.from_cache);
     assert_eq!(second.access_token, first.access_token);
     for route in Route::ALL {
         assert_eq!(fx.emulator.count(route), 0, "{route:?}");
     }
     let third = broker
-        .token(&profile, None, TokenOptions { skip_cache: true })
+        .token(&profile.valid(), None, TokenOptions { skip_cache: true })
         .await
         .unwrap();
     assert_ne!(third.access_token, first.access_token);
@@ -91,7 +97,7 @@ async fn cached_token_costs_no_request_and_skip_cache_fetches_again() {
     );
     // Another scope is another token.
     let other = broker
-        .token(&profile, Some("api://other/.default"), TokenOptions::default())
+        .token(&profile.valid(), Some("api://other/.default"), TokenOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -106,13 +112,15 @@ async fn warm_start_uses_key_info_from_the_keyring() {
     let keyring: Arc<keyring_core::CredentialStore> = keyring_core::mock::Store::new().unwrap();
     let profile = fx.profile(SigningAlgorithm::PS256);
     kvproxy_core::Broker::new(options(KeyInfoStore::new(Some(keyring.clone()))))
-        .token(&profile, None, TokenOptions::default())
+        .token(&profile.valid(), None, TokenOptions::default())
         .await
         .unwrap();
     fx.emulator.reset_counters();
     // A new broker is a new process as far as caches go; only the keyring survives.
     let warm = kvproxy_core::Broker::new(options(KeyInfoStore::new(Some(keyring))));
-    warm.token(&profile, None, TokenOptions::default()).await.unwrap();
+    warm.token(&profile.valid(), None, TokenOptions::default())
+        .await
+        .unwrap();
     assert_eq!(fx.emulator.count(Route::GetCertificate), 0);
     assert_eq!(fx.emulator.count(Route::Sign), 1);
     assert_eq!(fx.emulator.count(Route::Token), 1);
@@ -122,7 +130,7 @@ async fn warm_start_uses_key_info_from_the_keyring() {
 async fn key_info_matches_the_vault_certificate() {
     let fx = Fixture::start().await;
     let info = broker()
-        .key_info(&fx.profile(SigningAlgorithm::PS256), false)
+        .key_info(&fx.profile(SigningAlgorithm::PS256).valid(), false)
         .await
         .unwrap();
     assert_eq!(info.key_id, fx.cert.kid);
@@ -138,19 +146,22 @@ async fn rotated_certificate_recovers_with_one_key_info_refresh() {
     let fx = Fixture::start().await;
     let broker = broker();
     let profile = fx.profile(SigningAlgorithm::PS256);
-    broker.token(&profile, None, TokenOptions::default()).await.unwrap();
+    broker
+        .token(&profile.valid(), None, TokenOptions::default())
+        .await
+        .unwrap();
     let new = fx.emulator.rotate_certificate(VAULT, CERT);
     fx.emulator.register_certificate(&fx.client_id, &new);
     fx.emulator.unregister_certificate(&fx.client_id, &fx.cert);
     fx.emulator.reset_counters();
     let token = broker
-        .token(&profile, None, TokenOptions { skip_cache: true })
+        .token(&profile.valid(), None, TokenOptions { skip_cache: true })
         .await
         .expect("recovers");
     assert!(!token.from_cache);
     assert_eq!(fx.emulator.count(Route::GetCertificate), 1, "key info refreshed once");
     assert_eq!(fx.emulator.count(Route::Token), 2, "one refused, one accepted");
-    assert_eq!(broker.key_info(&profile, false).await.unwrap().key_id, new.kid);
+    assert_eq!(broker.key_info(&profile.valid(), false).await.unwrap().key_id, new.kid);
 }
 
 #[tokio::test]
@@ -158,13 +169,13 @@ async fn throttled_sign_is_retried_after_retry_after() {
     let fx = Fixture::start().await;
     let broker = broker();
     let profile = fx.profile(SigningAlgorithm::PS256);
-    broker.key_info(&profile, false).await.unwrap();
+    broker.key_info(&profile.valid(), false).await.unwrap();
     fx.emulator.reset_counters();
     fx.emulator
         .inject_faults(Route::Sign, vec![Fault::TooManyRequests { retry_after_secs: 1 }]);
     let started = Instant::now();
     broker
-        .token(&profile, None, TokenOptions::default())
+        .token(&profile.valid(), None, TokenOptions::default())
         .await
         .expect("retried");
     assert!(
@@ -179,10 +190,13 @@ async fn persistent_server_errors_give_a_network_class_error_in_bounded_time() {
     let fx = Fixture::start().await;
     let broker = broker();
     let profile = fx.profile(SigningAlgorithm::PS256);
-    broker.key_info(&profile, false).await.unwrap();
+    broker.key_info(&profile.valid(), false).await.unwrap();
     fx.emulator.fail_always(Route::Sign, Some(Fault::ServerError(503)));
     let started = Instant::now();
-    let err = broker.token(&profile, None, TokenOptions::default()).await.unwrap_err();
+    let err = broker
+        .token(&profile.valid(), None, TokenOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Network, "{err}");
     assert!(matches!(err, Error::KeyVault { status: 503, .. }), "{err}");
     assert!(err.to_string().contains("Hint:"), "{err}");
@@ -204,7 +218,11 @@ async fn key_vault_permission_and_name_errors_say_what_to_grant_or_fix() {
         },
     );
     let err = broker()
-        .token(&fx.profile(SigningAlgorithm::PS256), None, TokenOptions::default())
+        .token(
+            &fx.profile(SigningAlgorithm::PS256).valid(),
+            None,
+            TokenOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::KeyVault { status: 403, .. }), "{err}");
@@ -219,7 +237,7 @@ async fn key_vault_permission_and_name_errors_say_what_to_grant_or_fix() {
         },
     );
     let err = broker()
-        .key_info(&fx.profile(SigningAlgorithm::PS256), true)
+        .key_info(&fx.profile(SigningAlgorithm::PS256).valid(), true)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("Key Vault Certificate User"), "{err}");
@@ -227,7 +245,7 @@ async fn key_vault_permission_and_name_errors_say_what_to_grant_or_fix() {
     fx.emulator.set_permissions(VAULT, VaultPermissions::default());
     let mut profile = fx.profile(SigningAlgorithm::PS256);
     profile.certificate = "no-such-cert".into();
-    let err = broker().key_info(&profile, false).await.unwrap_err();
+    let err = broker().key_info(&profile.valid(), false).await.unwrap_err();
     assert!(matches!(err, Error::KeyVault { status: 404, .. }), "{err}");
     assert!(err.to_string().contains("no-such-cert"), "{err}");
 }
@@ -237,10 +255,8 @@ async fn vault_outside_the_clouds_allowlist_sends_nothing() {
     let fx = Fixture::start().await;
     let mut profile = fx.profile(SigningAlgorithm::PS256);
     profile.vault_url = "https://evil.example/".into();
-    let err = broker()
-        .token(&profile, None, TokenOptions::default())
-        .await
-        .unwrap_err();
+    // The broker takes only checked profiles, so the check is all that stands between the URL and a request.
+    let err = profile.resolve().unwrap_err();
     assert_eq!(err.class(), ErrorClass::Input);
     assert!(err.to_string().starts_with("vault_url:"), "{err}");
     for route in Route::ALL {
@@ -275,7 +291,7 @@ async fn entra_errors_carry_code_and_hint() {
     unknown_app.client_id = "00000000-0000-4000-8000-0000000000aa".into();
     expect(
         broker()
-            .token(&unknown_app, None, TokenOptions::default())
+            .token(&unknown_app.valid(), None, TokenOptions::default())
             .await
             .unwrap_err(),
         700016,
@@ -284,7 +300,10 @@ async fn entra_errors_carry_code_and_hint() {
 
     fx.emulator.unregister_certificate(&fx.client_id, &fx.cert);
     expect(
-        broker().token(&base, None, TokenOptions::default()).await.unwrap_err(),
+        broker()
+            .token(&base.valid(), None, TokenOptions::default())
+            .await
+            .unwrap_err(),
         700027,
         "certificate",
     );
@@ -292,7 +311,10 @@ async fn entra_errors_carry_code_and_hint() {
 
     fx.emulator.set_clock_offset(3600);
     expect(
-        broker().token(&base, None, TokenOptions::default()).await.unwrap_err(),
+        broker()
+            .token(&base.valid(), None, TokenOptions::default())
+            .await
+            .unwrap_err(),
         700024,
         "clock",
     );
@@ -312,21 +334,24 @@ async fn entra_errors_carry_code_and_hint() {
     ] {
         fx.emulator.force_token_error(Some(code));
         expect(
-            broker().token(&base, None, TokenOptions::default()).await.unwrap_err(),
+            broker()
+                .token(&base.valid(), None, TokenOptions::default())
+                .await
+                .unwrap_err(),
             code,
             word,
         );
     }
     fx.emulator.force_token_error(None);
     broker()
-        .token(&base, None, TokenOptions::default())
+        .token(&base.valid(), None, TokenOptions::default())
         .await
         .expect("healthy again");
 
     // A scope without /.default never leaves the machine.
     let err = broker()
         .token(
-            &base,
+            &base.valid(),
             Some("https://graph.microsoft.com/User.Read"),
             TokenOptions::default(),
         )
@@ -350,7 +375,7 @@ async fn unreachable_authority_is_a_network_error() {
         custom.authority_host = format!("https://login.localhost:{closed}");
     }
     let err = broker()
-        .token(&profile, None, TokenOptions::default())
+        .token(&profile.valid(), None, TokenOptions::default())
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Network, "{err}");
@@ -385,8 +410,14 @@ async fn token_near_expiry_is_served_while_a_background_refresh_replaces_it() {
     };
     // 200 s tokens against a 300 s refresh margin: every cached hit is "near expiry".
     let broker = broker();
-    let first = broker.token(&profile, None, TokenOptions::default()).await.unwrap();
-    let second = broker.token(&profile, None, TokenOptions::default()).await.unwrap();
+    let first = broker
+        .token(&profile.valid(), None, TokenOptions::default())
+        .await
+        .unwrap();
+    let second = broker
+        .token(&profile.valid(), None, TokenOptions::default())
+        .await
+        .unwrap();
     assert!(second.from_cache, "still valid, so served at once");
     assert_eq!(second.access_token, first.access_token);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -398,7 +429,10 @@ async fn token_near_expiry_is_served_while_a_background_refresh_replaces_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let third = loop {
-        let t = broker.token(&profile, None, TokenOptions::default()).await.unwrap();
+        let t = broker
+            .token(&profile.valid(), None, TokenOptions::default())
+            .await
+            .unwrap();
         if t.access_token != first.access_token {
             break t;
         }

@@ -2,7 +2,7 @@
 //! D-Bus session with gnome-keyring unlocked and sets KVPROXY_REQUIRE_KEYRING=1, so there a missing
 //! keyring fails the test instead of skipping it.
 
-use crate::common::{Fixture, options};
+use crate::common::{Fixture, Valid, options};
 use kvproxy_core::{Broker, KeyInfoStore, SigningAlgorithm, TokenOptions, platform_keyring};
 use kvproxy_emulator::Route;
 
@@ -20,7 +20,7 @@ async fn key_info_survives_a_new_broker_through_the_os_keyring() {
     let profile = fx.profile(SigningAlgorithm::RS256);
     let store = KeyInfoStore::new(Some(keyring));
     let cold = Broker::new(options(store.clone()))
-        .key_info(&profile, false)
+        .key_info(&profile.valid(), false)
         .await
         .expect("key info");
     assert_eq!(
@@ -33,7 +33,7 @@ async fn key_info_survives_a_new_broker_through_the_os_keyring() {
     );
     fx.emulator.reset_counters();
     let warm = Broker::new(options(store.clone()));
-    warm.token(&profile, None, TokenOptions::default())
+    warm.token(&profile.valid(), None, TokenOptions::default())
         .await
         .expect("warm token");
     assert_eq!(

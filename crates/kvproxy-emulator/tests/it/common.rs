@@ -122,6 +122,18 @@ pub fn assertion_header(cert: &CertificateVersion, alg: &str) -> Value {
     }
 }
 
+/// A well-formed assertion for `client_id`, signed with `cert` under `alg`: what a correct client sends.
+pub async fn valid_assertion(
+    ctx: &Ctx,
+    vault_token: &str,
+    cert: &CertificateVersion,
+    client_id: &str,
+    alg: &str,
+) -> String {
+    let header = assertion_header(cert, alg);
+    signed_assertion(ctx, vault_token, cert, &header, &assertion_claims(ctx, client_id)).await
+}
+
 /// Builds a client assertion and has the emulator's Key Vault sign it, like KeyVault Proxy does.
 pub async fn signed_assertion(
     ctx: &Ctx,

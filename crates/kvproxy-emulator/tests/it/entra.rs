@@ -91,14 +91,7 @@ async fn roles_default_and_change() {
         if change {
             ctx.emu.set_app_roles(&client_id, &["Custom.Role"]);
         }
-        let assertion = signed_assertion(
-            &ctx,
-            &vault_token,
-            &cert,
-            &assertion_header(&cert, "PS256"),
-            &assertion_claims(&ctx, &client_id),
-        )
-        .await;
+        let assertion = valid_assertion(&ctx, &vault_token, &cert, &client_id, "PS256").await;
         let (status, body) = exchange(&ctx, &client_id, &assertion, SCOPE).await;
         assert_eq!(status, 200, "{body}");
         let claims = decode_with(&key, &ctx, body["access_token"].as_str().unwrap(), "api://kvproxy-demo");
@@ -331,14 +324,7 @@ async fn replayed_jti_is_50013() {
     let ctx = start().await;
     let (client_id, cert) = app_with_certificate(&ctx, "replay-app");
     let vault_token = vault_token(&ctx).await;
-    let assertion = signed_assertion(
-        &ctx,
-        &vault_token,
-        &cert,
-        &assertion_header(&cert, "RS256"),
-        &assertion_claims(&ctx, &client_id),
-    )
-    .await;
+    let assertion = valid_assertion(&ctx, &vault_token, &cert, &client_id, "RS256").await;
     let (status, _) = exchange(&ctx, &client_id, &assertion, SCOPE).await;
     assert_eq!(status, 200);
     let (status, body) = exchange(&ctx, &client_id, &assertion, SCOPE).await;
@@ -393,14 +379,7 @@ async fn scope_without_default_is_1002012() {
     let ctx = start().await;
     let (client_id, cert) = app_with_certificate(&ctx, "scope-app");
     let vault_token = vault_token(&ctx).await;
-    let assertion = signed_assertion(
-        &ctx,
-        &vault_token,
-        &cert,
-        &assertion_header(&cert, "PS256"),
-        &assertion_claims(&ctx, &client_id),
-    )
-    .await;
+    let assertion = valid_assertion(&ctx, &vault_token, &cert, &client_id, "PS256").await;
     let (status, body) = exchange(&ctx, &client_id, &assertion, "api://kvproxy-demo/Demo.Read").await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_scope");

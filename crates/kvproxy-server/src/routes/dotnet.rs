@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kvproxy_core::{
     Cloud, CredentialSource, IssuedToken, Profile, SigningAlgorithm, SigningKey, Thumbprints, TokenOptions,
+    ValidProfile,
 };
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -97,9 +98,9 @@ pub async fn kv_key(
         vault_url: &vault_url,
         certificate: &key_name,
         by: Located::ByKey,
+        algorithm,
     };
-    let mut profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
-    profile.algorithm = algorithm;
+    let profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
     let key = SigningKey {
         key_id: req.key_uri.trim().to_string(),
         thumbprints,
@@ -134,6 +135,7 @@ pub async fn kv_key_info(
         vault_url: &vault_url,
         certificate: &key_name,
         by: Located::ByKey,
+        algorithm: SigningAlgorithm::PS256,
     };
     let profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
     issue(&state, profile, req.skip_cache).await
@@ -153,17 +155,18 @@ pub async fn kv_certificate(
         vault_url: &req.key_vault_uri,
         certificate: &req.certificate_name,
         by: Located::ByCertificate,
+        algorithm: SigningAlgorithm::PS256,
     };
     let profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
     issue(&state, profile, req.skip_cache).await
 }
 
-async fn issue(state: &AppState, profile: Profile, skip_cache: bool) -> ApiResult<Response> {
+async fn issue(state: &AppState, profile: ValidProfile, skip_cache: bool) -> ApiResult<Response> {
     let issued = state.broker.token(&profile, None, TokenOptions { skip_cache }).await?;
     Ok(respond(&issued, &profile))
 }
 
-fn respond(issued: &IssuedToken, profile: &Profile) -> Response {
+fn respond(issued: &IssuedToken, profile: &ValidProfile) -> Response {
     let body = DotnetTokenResponse {
         access_token: issued.access_token.expose().to_string(),
         lifetime: issued.lifetime().whole_seconds(),
@@ -185,6 +188,8 @@ struct Target<'a> {
     vault_url: &'a str,
     certificate: &'a str,
     by: Located,
+    /// PS256 unless the caller's thumbprint is a SHA-1 one (`x5t` goes with RS256).
+    algorithm: SigningAlgorithm,
 }
 
 /// A profile for one request. The vault URL must belong to a known cloud (Azure's, or a custom one
@@ -195,7 +200,7 @@ fn adhoc_profile(
     tenant: &str,
     scopes: &Scopes,
     target: Target<'_>,
-) -> ApiResult<Profile> {
+) -> ApiResult<ValidProfile> {
     let by = target.by;
     let scope = match scopes {
         Scopes::One(s) => s.clone(),
@@ -216,23 +221,27 @@ fn adhoc_profile(
     };
     let profile = Profile {
         name: "adhoc".into(),
-        tenant: tenant.trim().to_string(),
-        client_id: client_id.trim().to_ascii_lowercase(),
+        tenant: tenant.to_string(),
+        client_id: client_id.to_string(),
         vault_url: url.to_string(),
         certificate: target.certificate.to_string(),
         scopes: vec![scope],
-        algorithm: SigningAlgorithm::PS256,
+        algorithm: target.algorithm,
         cloud: cloud.name,
         custom_cloud: cloud.custom.clone(),
         credential,
     };
-    profile.validate().map_err(|e| dotnet_error(e, by))?;
-    Ok(profile)
+    profile.resolve_in(cloud, url).map_err(|e| dotnet_error(e, by))
 }
 
+/// Field errors renamed to the request's own field names; the first names the problem's `field`.
 fn dotnet_error(e: kvproxy_core::Error, by: Located) -> ApiError {
     match e {
-        kvproxy_core::Error::InvalidField { field, message } => ApiError::bad_field(dotnet_field(field, by), message),
+        kvproxy_core::Error::Invalid(fields) => {
+            let mut api = ApiError::from(kvproxy_core::Error::Invalid(fields));
+            api.rename_fields(|field| dotnet_field(field, by));
+            api
+        }
         other => other.into(),
     }
 }

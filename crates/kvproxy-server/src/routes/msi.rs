@@ -85,7 +85,7 @@ async fn respond(state: AppState, headers: HeaderMap, profile: Option<String>, q
             "resource is required, e.g. resource=https://management.azure.com",
         )
     })?;
-    let profile = state.profiles.get_or_default(profile.as_deref())?;
+    let profile = state.profiles.get_or_default(profile.as_deref())?.resolve()?;
     if let Some(client_id) = &query.client_id
         && !client_id.eq_ignore_ascii_case(&profile.client_id)
     {

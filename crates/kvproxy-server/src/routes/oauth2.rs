@@ -155,7 +155,7 @@ pub async fn token(
             );
         }
     }
-    let profile = match state.profiles.get(&client_id) {
+    let profile = match state.profiles.get(&client_id).and_then(|p| p.resolve()) {
         Ok(profile) => profile,
         Err(Error::ProfileNotFound(_)) => {
             return oauth_error(
@@ -195,7 +195,9 @@ pub async fn token(
         }
         Err(e) => {
             let (status, code) = match (&e, e.class()) {
-                (Error::InvalidField { field: "scope", .. }, _) => (StatusCode::BAD_REQUEST, "invalid_scope"),
+                (Error::Invalid(fields), _) if fields.get("scope").is_some() => {
+                    (StatusCode::BAD_REQUEST, "invalid_scope")
+                }
                 (_, ErrorClass::Input) => (StatusCode::BAD_REQUEST, "invalid_request"),
                 (_, ErrorClass::Auth) => (StatusCode::BAD_GATEWAY, "invalid_grant"),
                 (_, ErrorClass::Network) => (StatusCode::GATEWAY_TIMEOUT, "temporarily_unavailable"),

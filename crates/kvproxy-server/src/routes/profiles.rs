@@ -130,7 +130,7 @@ pub async fn token(
             ));
         }
     };
-    let profile = state.profiles.get(&name)?;
+    let profile = state.profiles.get(&name)?.resolve()?;
     let issued = state
         .broker
         .token(

@@ -146,6 +146,29 @@ impl TestServer {
         problem(self.get(path).send().await.expect("request sent"), status, field).await
     }
 
+    /// POST a client-credentials form to the OAuth2 token route with `secret` in the form (and `scope` when
+    /// given).
+    pub fn oauth2_token(&self, secret: &str, scope: Option<&str>) -> reqwest::RequestBuilder {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", PROFILE),
+            ("client_secret", secret),
+        ];
+        form.extend(scope.map(|scope| ("scope", scope)));
+        self.http.post(self.url("/oauth2/v2.0/token")).form(&form)
+    }
+
+    /// GET an MSI route (`path` with its query) with the API key in `X-IDENTITY-HEADER`.
+    pub fn msi(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path)).header("X-IDENTITY-HEADER", &self.key)
+    }
+
+    /// Sends `request`, expects a 200 JSON answer and returns its `access_token`.
+    pub async fn access_token(request: reqwest::RequestBuilder) -> String {
+        let body = ok_json(request.send().await.expect("request sent")).await;
+        body["access_token"].as_str().expect("an access_token").to_string()
+    }
+
     /// POST a JSON body with the API key as a bearer token.
     pub fn post_json(&self, path: &str, body: &Value) -> reqwest::RequestBuilder {
         self.http.post(self.url(path)).bearer_auth(&self.key).json(body)

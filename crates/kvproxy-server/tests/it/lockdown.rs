@@ -58,17 +58,11 @@ async fn every_token_route_without_the_key_is_401_saying_how_to_get_it() {
         assert!(challenge.is_some(), "{name}: 401 without WWW-Authenticate");
     }
     // The OAuth2 route takes the key as client_secret.
-    let (body, headers) = oauth_error(
-        s.http
-            .post(s.url("/oauth2/v2.0/token"))
-            .form(&[("grant_type", "client_credentials"), ("client_id", PROFILE)])
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "invalid_client",
-    )
-    .await;
+    let without_secret = s
+        .http
+        .post(s.url("/oauth2/v2.0/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", PROFILE)]);
+    let (body, headers) = oauth_error(without_secret.send().await.unwrap(), 401, "invalid_client").await;
     assert!(body["error_description"].as_str().unwrap().contains(KEY_HINT), "{body}");
     assert!(headers.get(WWW_AUTHENTICATE).is_some());
     s.assert_emulator_untouched("requests without the key");
@@ -109,17 +103,8 @@ async fn a_wrong_key_is_401_in_every_form() {
         })
         .collect();
     if swapped != s.key {
-        problem(
-            s.http
-                .get(s.url("/api/profiles"))
-                .bearer_auth(&swapped)
-                .send()
-                .await
-                .unwrap(),
-            401,
-            None,
-        )
-        .await;
+        let response = s.http.get(s.url("/api/profiles")).bearer_auth(&swapped).send().await;
+        problem(response.unwrap(), 401, None).await;
     }
     s.assert_emulator_untouched("requests with a wrong key");
 }
@@ -281,14 +266,8 @@ async fn foreign_origins_are_refused_even_on_health() {
         )
         .await;
         let response = s
-            .http
-            .post(s.url("/oauth2/v2.0/token"))
+            .oauth2_token(&s.key, None)
             .header(ORIGIN, &origin)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", PROFILE),
-                ("client_secret", s.key.as_str()),
-            ])
             .send()
             .await
             .unwrap();
@@ -432,22 +411,8 @@ async fn bodies_over_64_kib_are_413() {
     problem(response, 413, None).await;
 
     let big = "x".repeat(70 * 1024);
-    oauth_error(
-        s.http
-            .post(s.url("/oauth2/v2.0/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", PROFILE),
-                ("client_secret", s.key.as_str()),
-                ("scope", big.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap(),
-        413,
-        "invalid_request",
-    )
-    .await;
+    let oversized = s.oauth2_token(&s.key, Some(&big)).send().await.unwrap();
+    oauth_error(oversized, 413, "invalid_request").await;
     s.assert_emulator_untouched("oversized bodies");
 }
 

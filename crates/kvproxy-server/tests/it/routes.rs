@@ -121,6 +121,30 @@ async fn kv_certificate_input_errors_name_the_dotnet_field() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_wrong_field_is_reported_in_one_answer() {
+    let s = TestServer::start().await;
+    let mut body = s.kv_certificate_body();
+    body["clientId"] = json!("not-a-guid");
+    body["tenantId"] = json!("common");
+    body["certificateName"] = json!("bad_name!");
+    let response = s.post_json("/api/Token/kv-certificate", &body).send().await.unwrap();
+    let p = problem(response, 400, Some("tenantId")).await;
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .expect("an errors list")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(fields, ["tenantId", "clientId", "certificateName"], "{p}");
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("clientId: 'not-a-guid'") && !detail.contains("client_id"),
+        "{detail}"
+    );
+    s.assert_emulator_untouched("input errors are caught before any call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_certificate_upstream_refusals_are_502_problems() {
     let s = TestServer::start().await;
     // A certificate the vault does not have: Key Vault answers 404.
@@ -493,17 +517,7 @@ fn check_oauth_token(body: &Value, client_id: &str, resource: &str) -> String {
 async fn oauth2_client_credentials_with_form_and_basic() {
     let s = TestServer::start().await;
     let url = s.url("/oauth2/v2.0/token");
-    let response = s
-        .http
-        .post(&url)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", PROFILE),
-            ("client_secret", s.key.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = s.oauth2_token(&s.key, None).send().await.unwrap();
     assert_eq!(
         response.headers().get(CACHE_CONTROL).and_then(|v| v.to_str().ok()),
         Some("no-store")
@@ -552,133 +566,68 @@ async fn oauth2_client_credentials_with_form_and_basic() {
 async fn oauth2_errors_follow_rfc_6749() {
     let s = TestServer::start().await;
     let url = s.url("/oauth2/v2.0/token");
-    let post = |form: Vec<(&'static str, String)>| s.http.post(&url).form(&form);
-    let key = s.key.clone();
-
-    // Wrong secret in the form: 401 invalid_client with a challenge.
-    let (_, headers) = oauth_error(
-        post(vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", PROFILE.into()),
-            ("client_secret", "wrong".into()),
-        ])
-        .send()
-        .await
-        .unwrap(),
-        401,
-        "invalid_client",
-    )
-    .await;
-    assert!(headers.get(WWW_AUTHENTICATE).is_some(), "401 needs WWW-Authenticate");
+    let key = s.key.as_str();
+    let (grant, id, secret) = (
+        ("grant_type", "client_credentials"),
+        ("client_id", PROFILE),
+        ("client_secret", key),
+    );
+    // (what, form, status, error, a word the description must contain)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "wrong secret",
+            vec![grant, id, ("client_secret", "wrong")],
+            401,
+            "invalid_client",
+            "",
+        ),
+        ("missing secret", vec![grant, id], 401, "invalid_client", KEY_HINT),
+        ("missing client id", vec![grant, secret], 400, "invalid_request", ""),
+        ("missing grant type", vec![id, secret], 400, "invalid_request", ""),
+        (
+            "another grant type",
+            vec![("grant_type", "password"), id, secret],
+            400,
+            "unsupported_grant_type",
+            "",
+        ),
+        (
+            "unknown profile",
+            vec![grant, ("client_id", "no-such-profile"), secret],
+            401,
+            "invalid_client",
+            "",
+        ),
+        (
+            "a delegated-style scope",
+            vec![grant, id, secret, ("scope", "api://kvproxy-test/read")],
+            400,
+            "invalid_scope",
+            "/.default",
+        ),
+    ];
+    for (what, form, status, error, says) in cases {
+        let response = s.http.post(&url).form(&form).send().await.unwrap();
+        let (body, headers) = oauth_error(response, status, error).await;
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains(says), "{what}: {body}");
+        if status == 401 {
+            assert!(
+                headers.get(WWW_AUTHENTICATE).is_some(),
+                "{what}: 401 needs WWW-Authenticate"
+            );
+        }
+    }
 
     // Wrong secret as HTTP Basic: the challenge names Basic (RFC 6749 §5.2).
-    let (_, headers) = oauth_error(
-        s.http
-            .post(&url)
-            .basic_auth(PROFILE, Some("wrong"))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "invalid_client",
-    )
-    .await;
+    let basic = s.http.post(&url).basic_auth(PROFILE, Some("wrong")).form(&[grant]);
+    let (_, headers) = oauth_error(basic.send().await.unwrap(), 401, "invalid_client").await;
     let challenge = headers
         .get(WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     assert!(challenge.starts_with("Basic"), "challenge {challenge:?}");
-
-    // Missing secret: invalid_client, saying where the key is.
-    let (body, _) = oauth_error(
-        post(vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", PROFILE.into()),
-        ])
-        .send()
-        .await
-        .unwrap(),
-        401,
-        "invalid_client",
-    )
-    .await;
-    assert!(body["error_description"].as_str().unwrap().contains(KEY_HINT), "{body}");
-
-    // Missing client id.
-    oauth_error(
-        post(vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_secret", key.clone()),
-        ])
-        .send()
-        .await
-        .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
-
-    // Missing grant type.
-    oauth_error(
-        post(vec![("client_id", PROFILE.into()), ("client_secret", key.clone())])
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
-
-    // Another grant type.
-    oauth_error(
-        post(vec![
-            ("grant_type", "password".into()),
-            ("client_id", PROFILE.into()),
-            ("client_secret", key.clone()),
-        ])
-        .send()
-        .await
-        .unwrap(),
-        400,
-        "unsupported_grant_type",
-    )
-    .await;
-
-    // Unknown profile.
-    oauth_error(
-        post(vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", "no-such-profile".into()),
-            ("client_secret", key.clone()),
-        ])
-        .send()
-        .await
-        .unwrap(),
-        401,
-        "invalid_client",
-    )
-    .await;
-
-    // A delegated-style scope.
-    let (body, _) = oauth_error(
-        post(vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", PROFILE.into()),
-            ("client_secret", key.clone()),
-            ("scope", "api://kvproxy-test/read".into()),
-        ])
-        .send()
-        .await
-        .unwrap(),
-        400,
-        "invalid_scope",
-    )
-    .await;
-    assert!(
-        body["error_description"].as_str().unwrap().contains("/.default"),
-        "{body}"
-    );
 
     // Not a form at all.
     oauth_error(
@@ -794,59 +743,25 @@ async fn msi_named_and_default_profile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msi_errors_name_the_parameter() {
     let s = TestServer::start().await;
-    let msi = |path: String| s.http.get(s.url(&path)).header("X-IDENTITY-HEADER", &s.key);
+    let msi = |path: String| s.msi(&path);
+    let resource = format!("resource={RESOURCE}");
+    let cases = [
+        (resource.clone(), "api-version"),
+        (format!("api-version=2017-09-01&{resource}"), "api-version"),
+        ("api-version=2019-08-01".to_string(), "resource"),
+        ("api-version=2019-08-01&resource=".to_string(), "resource"),
+    ];
     for route in ["/msi/token".to_string(), format!("/msi/{PROFILE}/token")] {
-        problem(
-            msi(format!("{route}?resource={RESOURCE}")).send().await.unwrap(),
-            400,
-            Some("api-version"),
-        )
-        .await;
-        problem(
-            msi(format!("{route}?api-version=2017-09-01&resource={RESOURCE}"))
-                .send()
-                .await
-                .unwrap(),
-            400,
-            Some("api-version"),
-        )
-        .await;
-        problem(
-            msi(format!("{route}?api-version=2019-08-01")).send().await.unwrap(),
-            400,
-            Some("resource"),
-        )
-        .await;
-        problem(
-            msi(format!("{route}?api-version=2019-08-01&resource="))
-                .send()
-                .await
-                .unwrap(),
-            400,
-            Some("resource"),
-        )
-        .await;
-        let p = problem(
-            s.http
-                .get(s.url(&format!("{route}?api-version=2019-08-01&resource={RESOURCE}")))
-                .send()
-                .await
-                .unwrap(),
-            401,
-            None,
-        )
-        .await;
+        for (query, field) in &cases {
+            let response = msi(format!("{route}?{query}")).send().await.unwrap();
+            problem(response, 400, Some(field)).await;
+        }
+        let without_header = s.http.get(s.url(&format!("{route}?api-version=2019-08-01&{resource}")));
+        let p = problem(without_header.send().await.unwrap(), 401, None).await;
         assert!(p["detail"].as_str().unwrap().contains("X-IDENTITY-HEADER"), "{p}");
     }
-    problem(
-        msi(format!("/msi/nope/token?api-version=2019-08-01&resource={RESOURCE}"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        None,
-    )
-    .await;
+    let unknown = msi(format!("/msi/nope/token?api-version=2019-08-01&{resource}"));
+    problem(unknown.send().await.unwrap(), 404, None).await;
     s.assert_emulator_untouched("MSI input errors");
 }
 
@@ -884,67 +799,42 @@ async fn activity_lists_token_requests_but_never_a_token() {
     const UA: &str = "kvproxy-server-tests/1.0 (activity check)";
     problem(s.http.get(s.url("/api/activity")).send().await.unwrap(), 401, None).await;
 
-    let mut tokens = Vec::new();
-    let body = ok_json(
-        s.get(&format!("/api/profiles/{PROFILE}/token"))
-            .header("User-Agent", UA)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    tokens.push(body["access_token"].as_str().unwrap().to_string());
-    let body = ok_json(
-        s.post_json(
-            "/api/Token/kv-certificate",
-            &json!({
-                "clientId": s.client_id, "tenantId": s.tenant, "scopes": ["api://second/.default"],
-                "keyVaultUri": s.vault_url(), "certificateName": CERT,
-            }),
+    let token = TestServer::access_token;
+    let second = json!({
+        "clientId": s.client_id, "tenantId": s.tenant, "scopes": ["api://second/.default"],
+        "keyVaultUri": s.vault_url(), "certificateName": CERT,
+    });
+    let basic = s
+        .http
+        .post(s.url("/oauth2/v2.0/token"))
+        .basic_auth(PROFILE, Some(&s.key));
+    let tokens = [
+        token(
+            s.get(&format!("/api/profiles/{PROFILE}/token"))
+                .header("User-Agent", UA),
         )
-        .header("User-Agent", UA)
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
-    tokens.push(body["access_token"].as_str().unwrap().to_string());
-    let body = ok_json(
-        s.http
-            .post(s.url("/oauth2/v2.0/token"))
-            .header("User-Agent", UA)
-            .basic_auth(PROFILE, Some(&s.key))
-            .form(&[("grant_type", "client_credentials"), ("scope", "api://third/.default")])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    tokens.push(body["access_token"].as_str().unwrap().to_string());
-    let body = ok_json(
-        s.http
-            .get(s.url("/msi/token?api-version=2019-08-01&resource=api://fourth"))
-            .header("User-Agent", UA)
-            .header("X-IDENTITY-HEADER", &s.key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    tokens.push(body["access_token"].as_str().unwrap().to_string());
+        .await,
+        token(
+            s.post_json("/api/Token/kv-certificate", &second)
+                .header("User-Agent", UA),
+        )
+        .await,
+        token(
+            basic
+                .header("User-Agent", UA)
+                .form(&[("grant_type", "client_credentials"), ("scope", "api://third/.default")]),
+        )
+        .await,
+        token(
+            s.msi("/msi/token?api-version=2019-08-01&resource=api://fourth")
+                .header("User-Agent", UA),
+        )
+        .await,
+    ];
     // A refused one is logged too.
-    problem(
-        s.http
-            .get(s.url(&format!("/api/profiles/{PROFILE}/token")))
-            .header("User-Agent", UA)
-            .bearer_auth("wrong-key")
-            .send()
-            .await
-            .unwrap(),
-        401,
-        None,
-    )
-    .await;
+    let refused = s.http.get(s.url(&format!("/api/profiles/{PROFILE}/token")));
+    let refused = refused.header("User-Agent", UA).bearer_auth("wrong-key").send().await;
+    problem(refused.unwrap(), 401, None).await;
 
     let response = s.get("/api/activity").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -1093,6 +983,30 @@ async fn openapi_documents_exactly_the_served_routes() {
             }
         }
     }
+    // Every schema the document refers to is defined in it.
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    assert!(targets.contains(&"#/components/schemas/Problem"), "{targets:?}");
+    for target in targets {
+        let name = target.strip_prefix("#/components/schemas/").unwrap_or(target);
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{target} is referred to but not defined"
+        );
+    }
+
     let served: BTreeSet<(String, String)> = kvproxy_server::serve::ROUTES
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))
