@@ -109,9 +109,9 @@ $("add-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
   for (const p of form.querySelectorAll(".field-error")) p.textContent = "";
-  const profile = Object.fromEntries(new FormData(form));
+  const fields = Object.fromEntries(new FormData(form));
   try {
-    await invoke("add_profile", { profile });
+    await invoke("save_profile", { form: { ...fields, scopes: fields.scope }, original: null });
     form.reset();
     showAdd(false);
   } catch (error) {

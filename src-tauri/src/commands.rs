@@ -1,48 +1,15 @@
-//! What the window may ask of the app, over Tauri's IPC (never over the loopback API).
+//! What the window may ask of the app, over Tauri's IPC (never over the loopback API). Each command is a
+//! thin call into [`Desktop`], whose methods the tests call directly.
 
+use crate::editor::ProfileForm;
+use crate::error::UiError;
+use crate::inspect::{KeyInfoView, TokenView};
 use crate::menu::Action;
+use crate::preferences::{SettingsForm, SettingsView};
 use crate::state::{Desktop, StatusView};
-use kvproxy_core::{CloudName, CredentialSource, Error as CoreError, FieldError, Profile, SigningAlgorithm};
-use serde::{Deserialize, Serialize};
+use kvproxy_core::FieldError;
+use kvproxy_server::ActivityRecord;
 use tauri::{AppHandle, State, Wry};
-
-/// An error as the window shows it: each field error next to its field, anything else in `message`.
-#[derive(Debug, Serialize)]
-pub struct UiError {
-    pub message: String,
-    pub fields: Vec<FieldError>,
-}
-
-impl From<CoreError> for UiError {
-    fn from(error: CoreError) -> Self {
-        match error {
-            CoreError::Invalid(fields) => UiError {
-                message: fields.to_string(),
-                fields: fields.into_iter().collect(),
-            },
-            CoreError::ProfileExists(_) => UiError {
-                message: error.to_string(),
-                fields: vec![FieldError {
-                    field: "name",
-                    message: error.to_string(),
-                }],
-            },
-            other => UiError {
-                message: other.to_string(),
-                fields: Vec::new(),
-            },
-        }
-    }
-}
-
-impl From<String> for UiError {
-    fn from(message: String) -> Self {
-        UiError {
-            message,
-            fields: Vec::new(),
-        }
-    }
-}
 
 #[tauri::command]
 pub fn status(desktop: State<'_, Desktop>) -> StatusView {
@@ -54,41 +21,102 @@ pub async fn try_demo(desktop: State<'_, Desktop>) -> Result<(), UiError> {
     Ok(desktop.start_demo().await?)
 }
 
-/// The fields of the minimal "Add profile" form.
-#[derive(Debug, Deserialize)]
-pub struct NewProfile {
-    pub name: String,
-    pub tenant: String,
-    pub client_id: String,
-    pub vault_url: String,
-    pub certificate: String,
-    pub scope: String,
-    pub algorithm: String,
+#[tauri::command]
+pub fn new_profile_form() -> ProfileForm {
+    ProfileForm::blank()
 }
 
 #[tauri::command]
-pub fn add_profile(desktop: State<'_, Desktop>, profile: NewProfile) -> Result<(), UiError> {
-    let algorithm = if profile.algorithm.trim().is_empty() {
-        SigningAlgorithm::default()
-    } else {
-        SigningAlgorithm::parse(profile.algorithm.trim())?
-    };
-    let profile = Profile {
-        name: profile.name.trim().to_string(),
-        tenant: profile.tenant,
-        client_id: profile.client_id,
-        vault_url: profile.vault_url.trim().to_string(),
-        certificate: profile.certificate.trim().to_string(),
-        scopes: vec![profile.scope.trim().to_string()],
-        algorithm,
-        cloud: CloudName::Public,
-        custom_cloud: None,
-        credential: CredentialSource::Auto,
-    };
-    desktop.profile_store().upsert(profile, false)?;
-    desktop.reload_profiles();
-    desktop.changed();
-    Ok(())
+pub fn profile_form(desktop: State<'_, Desktop>, name: String) -> Result<ProfileForm, UiError> {
+    desktop.profile_form(&name)
+}
+
+#[tauri::command]
+pub fn check_profile(desktop: State<'_, Desktop>, form: ProfileForm, original: Option<String>) -> Vec<FieldError> {
+    desktop.check_profile(&form, original.as_deref())
+}
+
+#[tauri::command]
+pub fn save_profile(
+    desktop: State<'_, Desktop>,
+    form: ProfileForm,
+    original: Option<String>,
+) -> Result<String, UiError> {
+    desktop.save_profile(&form, original.as_deref())
+}
+
+#[tauri::command]
+pub fn delete_profile(desktop: State<'_, Desktop>, name: String) -> Result<(), UiError> {
+    desktop.delete_profile(&name)
+}
+
+#[tauri::command]
+pub fn set_default_profile(desktop: State<'_, Desktop>, name: String) -> Result<(), UiError> {
+    desktop.set_default_profile(&name)
+}
+
+#[tauri::command]
+pub fn copy_name(desktop: State<'_, Desktop>, name: String) -> String {
+    desktop.copy_name(&name)
+}
+
+#[tauri::command]
+pub async fn get_token(
+    desktop: State<'_, Desktop>,
+    name: String,
+    scope: Option<String>,
+    skip_cache: bool,
+) -> Result<TokenView, UiError> {
+    desktop.get_token(&name, scope.as_deref(), skip_cache).await
+}
+
+#[tauri::command]
+pub async fn key_info(desktop: State<'_, Desktop>, name: String, refresh: bool) -> Result<KeyInfoView, UiError> {
+    desktop.key_info(&name, refresh).await
+}
+
+#[tauri::command]
+pub fn copy_secret(desktop: State<'_, Desktop>, secret: String) -> Result<(), UiError> {
+    desktop.copy_secret(secret)
+}
+
+#[tauri::command]
+pub fn copy_text(desktop: State<'_, Desktop>, text: String) -> Result<(), UiError> {
+    desktop.copy_text(text)
+}
+
+#[tauri::command]
+pub fn activity(desktop: State<'_, Desktop>) -> Vec<ActivityRecord> {
+    desktop.activity()
+}
+
+#[tauri::command]
+pub fn settings(desktop: State<'_, Desktop>) -> SettingsView {
+    desktop.settings_view()
+}
+
+#[tauri::command]
+pub async fn save_settings(desktop: State<'_, Desktop>, form: SettingsForm) -> Result<SettingsView, UiError> {
+    desktop.save_settings(form).await
+}
+
+#[tauri::command]
+pub fn reveal_api_key(desktop: State<'_, Desktop>) -> String {
+    desktop.reveal_api_key()
+}
+
+#[tauri::command]
+pub fn rotate_api_key(desktop: State<'_, Desktop>) -> Result<(), UiError> {
+    desktop.rotate_api_key()
+}
+
+#[tauri::command]
+pub fn copy_sdk_environment(
+    desktop: State<'_, Desktop>,
+    profile: Option<String>,
+    shell: String,
+) -> Result<(), UiError> {
+    desktop.copy_sdk_environment(profile.as_deref(), &shell)
 }
 
 #[tauri::command]
@@ -96,6 +124,7 @@ pub async fn copy_token(desktop: State<'_, Desktop>, name: String) -> Result<(),
     Ok(desktop.copy_token(&name).await?)
 }
 
+/// The tray's actions, for the window's buttons that do the same (Copy API key, Pause/Resume API, Quit).
 #[tauri::command]
 pub fn run_action(app: AppHandle<Wry>, action: String) -> Result<(), UiError> {
     let action = match action.as_str() {

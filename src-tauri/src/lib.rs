@@ -5,9 +5,14 @@
 
 mod clipboard;
 mod commands;
+pub mod editor;
+pub mod error;
+pub mod inspect;
 pub mod menu;
 mod notify;
-mod state;
+pub mod preferences;
+pub mod shell;
+pub mod state;
 mod tray;
 mod trayhost;
 mod watch;
@@ -15,6 +20,7 @@ mod webkit;
 mod window;
 
 use state::Desktop;
+use std::sync::Arc;
 use tauri::{Manager, RunEvent};
 
 /// Builds and runs the app until "Quit" (or, with no tray host, until the window is closed).
@@ -29,10 +35,31 @@ pub fn run() -> tauri::Result<()> {
             window::show(app);
         }))
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
         .invoke_handler(tauri::generate_handler![
             commands::status,
             commands::try_demo,
-            commands::add_profile,
+            commands::new_profile_form,
+            commands::profile_form,
+            commands::check_profile,
+            commands::save_profile,
+            commands::delete_profile,
+            commands::set_default_profile,
+            commands::copy_name,
+            commands::get_token,
+            commands::key_info,
+            commands::copy_secret,
+            commands::copy_text,
+            commands::activity,
+            commands::settings,
+            commands::save_settings,
+            commands::reveal_api_key,
+            commands::rotate_api_key,
+            commands::copy_sdk_environment,
             commands::copy_token,
             commands::run_action,
             commands::dismiss,
@@ -46,7 +73,7 @@ pub fn run() -> tauri::Result<()> {
         })
         .setup(move |app| {
             let handle = app.handle().clone();
-            let desktop = Desktop::new(handle.clone(), tray_host);
+            let desktop = Desktop::from_environment(Arc::new(shell::TauriShell::new(handle.clone())), tray_host);
             app.manage(desktop.clone());
             if tray_host {
                 tray::install(&handle, &desktop)?;

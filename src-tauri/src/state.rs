@@ -3,9 +3,10 @@
 //! all act through [`Desktop`], so a token copied from the tray and one fetched over the API come from the
 //! same broker and the same cache.
 
-use crate::clipboard::SecretClipboard;
 use crate::menu::{ApiState, MenuProfile};
 use crate::notify;
+use crate::shell::Shell;
+use keyring_core::CredentialStore;
 use kvproxy_core::{
     Broker, Error as CoreError, Profile, ProfileFile, ProfileStore, SecretString, Settings, SettingsStore,
     TokenOptions, keyring_from_env,
@@ -14,13 +15,22 @@ use kvproxy_server::demo::{DEMO_PORT, DemoTenant, demo_port_of};
 use kvproxy_server::{ActivityRecord, ApiKeySource, AppState, RunningServer, ServerConfig, resolve_api_key};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
-use tauri::{AppHandle, Emitter, Wry};
 
-/// The event the window listens to; it then asks for a fresh [`StatusView`].
-pub const CHANGED_EVENT: &str = "kvproxy://changed";
+/// Where the app keeps its files and secrets, and what is around it.
+pub struct DesktopOptions {
+    /// `profiles.toml` and `settings.toml` live here.
+    pub config_dir: PathBuf,
+    /// Key info and the API key; `None` keeps both in memory for this run.
+    pub keyring: Option<Arc<CredentialStore>>,
+    /// False when no tray host is on the desktop.
+    pub tray: bool,
+    /// Apply `KVPROXY_PORT` and `KVPROXY_CLIPBOARD_CLEAR_SECS` over `settings.toml`.
+    pub env_overrides: bool,
+}
 
 /// Something the window shows until the user dismisses it: a failed token, a port in use, a bad file.
 #[derive(Debug, Clone, Serialize)]
@@ -68,14 +78,20 @@ pub struct StatusView {
     pub clipboard_clear_secs: u64,
 }
 
-struct Inner {
-    app: AppHandle<Wry>,
-    broker: Broker,
-    profiles: ProfileStore,
-    settings: Settings,
+pub(crate) struct Inner {
+    pub(crate) shell: Arc<dyn Shell>,
+    pub(crate) broker: Broker,
+    pub(crate) profiles: ProfileStore,
+    pub(crate) settings_store: SettingsStore,
+    /// What `settings.toml` says; the window edits this.
+    pub(crate) saved_settings: RwLock<Settings>,
+    /// What is in effect: the saved settings with the environment's overrides.
+    pub(crate) settings: RwLock<Settings>,
+    pub(crate) env_overrides: bool,
+    pub(crate) keyring: Option<Arc<CredentialStore>>,
     /// Shared by every start of the API, so a pause keeps the cache, the key and the activity log.
-    server_state: AppState,
-    server_config: ServerConfig,
+    pub(crate) server_state: AppState,
+    server_config: RwLock<ServerConfig>,
     api: tokio::sync::Mutex<Option<RunningServer>>,
     api_port: RwLock<Option<u16>>,
     /// The port of the first successful start: a resumed API comes back where clients expect it, also
@@ -83,9 +99,7 @@ struct Inner {
     first_port: RwLock<Option<u16>>,
     /// False until the first start of the API has been tried.
     api_tried: AtomicBool,
-    api_key: SecretString,
-    api_key_source: ApiKeySource,
-    clipboard: SecretClipboard,
+    pub(crate) api_key_source: ApiKeySource,
     /// The last profiles file that could be read; the menu keeps showing it while the file is broken.
     last_good: RwLock<ProfileFile>,
     profiles_error: RwLock<Option<String>>,
@@ -98,13 +112,47 @@ struct Inner {
 /// Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct Desktop {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Desktop {
+    /// The app as users run it: the OS config directory (or `KVPROXY_CONFIG_DIR`), the OS keyring (unless
+    /// `KVPROXY_KEYRING=off`) and the environment's overrides.
+    pub fn from_environment(shell: Arc<dyn Shell>, tray: bool) -> Self {
+        let mut problems = Vec::new();
+        let config_dir = kvproxy_core::config_dir().unwrap_or_else(|e| {
+            problems.push(("No config directory", format!("{e}. Using the current directory.")));
+            PathBuf::from(".")
+        });
+        let keyring = keyring_from_env().unwrap_or_else(|e| {
+            problems.push((
+                "No OS keyring",
+                format!("{e}. Key info is cached for this run only, and the API key changes at every start."),
+            ));
+            None
+        });
+        let options = DesktopOptions {
+            config_dir,
+            keyring,
+            tray,
+            env_overrides: true,
+        };
+        let desktop = Self::new(shell, options);
+        for (title, detail) in problems {
+            desktop.notice("warning", title, detail);
+        }
+        desktop
+    }
+
     /// Reads settings and profiles and prepares the engine. Problems become notices for the window rather
     /// than a refusal to start: the tray must come up even when something is off.
-    pub fn new(app: AppHandle<Wry>, tray: bool) -> Self {
+    pub fn new(shell: Arc<dyn Shell>, options: DesktopOptions) -> Self {
+        let DesktopOptions {
+            config_dir,
+            keyring,
+            tray,
+            env_overrides,
+        } = options;
         let mut notices = Vec::new();
         let mut warn = |title: &str, detail: String| {
             notices.push(Notice {
@@ -114,22 +162,14 @@ impl Desktop {
                 detail,
             })
         };
-        let settings_store = SettingsStore::default_location();
-        let settings = settings_store
-            .as_ref()
-            .map_err(|e| e.to_string())
-            .and_then(|store| store.load().map_err(|e| e.to_string()))
-            .and_then(|s| s.with_env_overrides().map_err(|e| e.to_string()))
-            .unwrap_or_else(|e| {
-                warn("Settings not applied; using the defaults", e);
-                Settings::default()
-            });
-        let keyring = keyring_from_env().unwrap_or_else(|e| {
-            warn(
-                "No OS keyring",
-                format!("{e}. Key info is cached for this run only, and the API key changes at every start."),
-            );
-            None
+        let settings_store = SettingsStore::new(config_dir.join("settings.toml"));
+        let saved_settings = settings_store.load().unwrap_or_else(|e| {
+            warn("Settings not applied; using the defaults", e.to_string());
+            Settings::default()
+        });
+        let settings = effective_settings(&saved_settings, env_overrides).unwrap_or_else(|e| {
+            warn("Settings not applied; using the defaults", e.to_string());
+            saved_settings.clone()
         });
         let broker = kvproxy_server::keyring_broker(keyring.clone());
         let (api_key, api_key_source) = resolve_api_key(keyring.as_ref()).unwrap_or_else(|e| {
@@ -137,9 +177,8 @@ impl Desktop {
             let key = kvproxy_server::generate_api_key().unwrap_or_else(|_| SecretString::new(String::new()));
             (key, ApiKeySource::Ephemeral)
         });
-        let profiles = ProfileStore::default_location()
-            .unwrap_or_else(|_| ProfileStore::new(std::path::PathBuf::from("profiles.toml")));
-        let server_state = AppState::new(broker.clone(), profiles.clone(), api_key.clone(), settings.port);
+        let profiles = ProfileStore::new(config_dir.join("profiles.toml"));
+        let server_state = AppState::new(broker.clone(), profiles.clone(), api_key, settings.port);
         let server_config = ServerConfig {
             port: settings.port,
             ..Default::default()
@@ -147,19 +186,21 @@ impl Desktop {
         let next_notice = AtomicU64::new(notices.len() as u64 + 1);
         let desktop = Desktop {
             inner: Arc::new(Inner {
-                app,
+                shell,
                 broker,
                 profiles,
-                settings,
+                settings_store,
+                saved_settings: RwLock::new(saved_settings),
+                settings: RwLock::new(settings),
+                env_overrides,
+                keyring,
                 server_state,
-                server_config,
+                server_config: RwLock::new(server_config),
                 api: tokio::sync::Mutex::new(None),
                 api_port: RwLock::new(None),
                 first_port: RwLock::new(None),
                 api_tried: AtomicBool::new(false),
-                api_key,
                 api_key_source,
-                clipboard: SecretClipboard::default(),
                 last_good: RwLock::new(ProfileFile::default()),
                 profiles_error: RwLock::new(None),
                 demo: tokio::sync::Mutex::new(None),
@@ -172,8 +213,15 @@ impl Desktop {
         desktop
     }
 
-    pub fn app(&self) -> &AppHandle<Wry> {
-        &self.inner.app
+    pub fn shell(&self) -> &dyn Shell {
+        self.inner.shell.as_ref()
+    }
+
+    /// Shows a notification unless the user turned notifications off.
+    pub(crate) fn notify(&self, summary: &str, body: &str) {
+        if self.inner.settings.read().notifications {
+            self.inner.shell.notify(summary, body);
+        }
     }
 
     pub fn profile_store(&self) -> &ProfileStore {
@@ -222,8 +270,7 @@ impl Desktop {
                 tracing::warn!("{error}");
                 let was_readable = self.inner.profiles_error.write().replace(error.to_string()).is_none();
                 if was_readable {
-                    notify::show(
-                        &self.inner.app,
+                    self.notify(
                         "profiles.toml cannot be read",
                         "The menu keeps the last good profiles. Open KeyVault Proxy for what is wrong with the file.",
                     );
@@ -235,10 +282,7 @@ impl Desktop {
 
     /// Tells the tray and the window that something changed.
     pub fn changed(&self) {
-        crate::tray::refresh(self);
-        if let Err(error) = self.inner.app.emit(CHANGED_EVENT, ()) {
-            tracing::debug!("no window to tell: {error}");
-        }
+        self.inner.shell.changed();
     }
 
     pub fn notice(&self, level: &'static str, title: impl Into<String>, detail: impl Into<String>) {
@@ -283,12 +327,12 @@ impl Desktop {
             api: ApiView {
                 running: port.is_some(),
                 url: port.map(|p| format!("http://localhost:{p}")),
-                port: port.unwrap_or(self.inner.settings.port),
+                port: port.unwrap_or(self.inner.settings.read().port),
                 key_source: self.inner.api_key_source.to_string(),
             },
             tray: self.inner.tray,
             notices: self.inner.notices.lock().clone(),
-            clipboard_clear_secs: self.inner.settings.clipboard_clear_secs,
+            clipboard_clear_secs: self.inner.settings.read().clipboard_clear_secs,
         }
     }
 
@@ -301,40 +345,65 @@ impl Desktop {
         if api.is_some() {
             return true;
         }
-        let mut config = self.inner.server_config.clone();
-        if let Some(port) = *self.inner.first_port.read() {
-            config.port = port;
-        }
+        let config = self.server_config();
         let started = RunningServer::start(self.inner.server_state.clone(), &config).await;
         self.inner.api_tried.store(true, Ordering::SeqCst);
         match started {
             Ok(server) => {
-                self.inner.first_port.write().get_or_insert(server.port());
-                for addr in server.local_addrs() {
-                    crate::say(format!("api: listening on http://{addr}"));
-                }
-                *self.inner.api_port.write() = Some(server.port());
-                *api = Some(server);
+                self.take_server(&mut api, server);
                 true
             }
             Err(error) => {
                 let title = format!("The API could not start on port {}", config.port);
                 eprintln!("api: {error}");
-                notify::show(
-                    &self.inner.app,
-                    &title,
-                    "Tokens from the tray still work. Details in the window.",
-                );
+                self.notify(&title, "Tokens from the tray still work. Details in the window.");
                 self.notice(
                     "error",
                     title,
                     format!(
-                        "{error}. Set another port in settings.toml (\"port = 5620\") or KVPROXY_PORT, then restart, or stop the other program and choose Resume API."
+                        "{error}. Choose another port in Settings (or set KVPROXY_PORT and restart), or stop the other program and choose Resume API."
                     ),
                 );
                 false
             }
         }
+    }
+
+    /// Where the next start listens: the port of the first successful start once there was one (a resumed
+    /// API comes back where clients expect it, also when the setting was 0).
+    pub(crate) fn server_config(&self) -> ServerConfig {
+        let mut config = self.inner.server_config.read().clone();
+        if let Some(port) = *self.inner.first_port.read() {
+            config.port = port;
+        }
+        config
+    }
+
+    /// Starts the API on `port` now, instead of where it listens (Settings); the error says why it could
+    /// not listen there, and the API is then stopped.
+    pub(crate) async fn restart_api_on(&self, port: u16) -> Result<(), String> {
+        self.stop_api().await;
+        self.inner.server_config.write().port = port;
+        *self.inner.first_port.write() = None;
+        let mut api = self.inner.api.lock().await;
+        let started = RunningServer::start(self.inner.server_state.clone(), &self.server_config()).await;
+        self.inner.api_tried.store(true, Ordering::SeqCst);
+        match started {
+            Ok(server) => {
+                self.take_server(&mut api, server);
+                Ok(())
+            }
+            Err(error) => Err(format!("port {port} cannot be used: {error}")),
+        }
+    }
+
+    fn take_server(&self, slot: &mut Option<RunningServer>, server: RunningServer) {
+        self.inner.first_port.write().get_or_insert(server.port());
+        for addr in server.local_addrs() {
+            crate::say(format!("api: listening on http://{addr}"));
+        }
+        *self.inner.api_port.write() = Some(server.port());
+        *slot = Some(server);
     }
 
     pub async fn stop_api(&self) {
@@ -358,16 +427,16 @@ impl Desktop {
         self.record_tray_activity(name, result.is_ok(), started);
         match result {
             Ok(token) => {
-                let clear_after = self.inner.settings.clipboard_clear_after();
-                if let Err(error) = self.inner.clipboard.copy(&token.access_token, clear_after) {
-                    self.fail(name, "clipboard unavailable", error.to_string());
-                    return Err(error.to_string());
+                let clear_after = self.inner.settings.read().clipboard_clear_after();
+                if let Err(error) = self.inner.shell.copy_secret(&token.access_token, clear_after) {
+                    self.fail(name, "clipboard unavailable", error.clone());
+                    return Err(error);
                 }
                 let body = match clear_after {
                     Some(delay) => format!("The clipboard is cleared in {} s.", delay.as_secs()),
                     None => String::new(),
                 };
-                notify::show(&self.inner.app, &notify::token_copied(name, token.expires_on), &body);
+                self.notify(&notify::token_copied(name, token.expires_on), &body);
                 crate::say(format!(
                     "copied: token for {name}{}",
                     if token.from_cache { " (cached)" } else { "" }
@@ -383,48 +452,67 @@ impl Desktop {
 
     fn fail(&self, profile: &str, reason: &str, detail: String) {
         let title = format!("No token for {profile}");
-        notify::show(&self.inner.app, &title, reason);
+        self.notify(&title, reason);
         self.notice("error", format!("{title}: {reason}"), detail);
         self.changed();
     }
 
     async fn token_for(&self, name: &str) -> Result<kvproxy_core::IssuedToken, CoreError> {
+        let profile = self.valid_profile(name).await?;
+        self.inner.broker.token(&profile, None, TokenOptions::default()).await
+    }
+
+    /// The saved profile `name`, checked; for the demo profile, with the demo tenant running.
+    pub(crate) async fn valid_profile(&self, name: &str) -> Result<kvproxy_core::ValidProfile, CoreError> {
         let profile = self.inner.profiles.get(name)?.resolve()?;
         if DemoTenant::is_demo_profile(&profile) {
             self.ensure_demo(&profile).await;
         }
-        self.inner.broker.token(&profile, None, TokenOptions::default()).await
+        Ok(profile)
     }
 
     /// The tray's requests belong in the same activity log as the API's.
     fn record_tray_activity(&self, profile: &str, ok: bool, started: Instant) {
+        self.record_activity(Source::Tray, profile, if ok { 200 } else { 502 }, started);
+    }
+
+    /// A token handed out by the app itself (tray or window), in the log the API's requests go to.
+    pub(crate) fn record_activity(&self, source: Source, profile: &str, status: u16, started: Instant) {
+        let (method, route, client) = match source {
+            Source::Tray => ("TRAY", "Copy token", "KeyVault Proxy tray"),
+            Source::Window => ("WINDOW", "Get token", "KeyVault Proxy window"),
+        };
         self.inner.server_state.activity.push(ActivityRecord {
             time: ActivityRecord::now(),
-            method: "TRAY".into(),
-            route: "Copy token".into(),
+            method: method.into(),
+            route: route.into(),
             profile: Some(profile.to_string()),
-            user_agent: Some("KeyVault Proxy tray".into()),
-            status: if ok { 200 } else { 502 },
+            user_agent: Some(client.into()),
+            status,
             duration_ms: started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
         });
     }
 
+    /// The key the API accepts right now.
+    pub fn api_key(&self) -> SecretString {
+        self.inner.server_state.api_key.read().clone()
+    }
+
     pub fn copy_api_key(&self) -> Result<(), String> {
-        let clear_after = self.inner.settings.clipboard_clear_after();
-        match self.inner.clipboard.copy(&self.inner.api_key, clear_after) {
+        let clear_after = self.inner.settings.read().clipboard_clear_after();
+        match self.inner.shell.copy_secret(&self.api_key(), clear_after) {
             Ok(()) => {
                 crate::say("copied: API key");
-                notify::show(
-                    &self.inner.app,
+                self.notify(
                     "API key copied",
                     "Send it as Authorization: Bearer, X-Api-Key or client_secret.",
                 );
                 Ok(())
             }
             Err(error) => {
-                self.notice("error", "Could not copy the API key", error.to_string());
+                self.notice("error", "Could not copy the API key", error.clone());
                 self.changed();
-                Err(error.to_string())
+                Err(error)
             }
         }
     }
@@ -489,5 +577,21 @@ impl Desktop {
         if let Some(tenant) = self.inner.demo.lock().await.take() {
             tenant.shutdown().await;
         }
+    }
+}
+
+/// Who in the app handed out a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Tray,
+    Window,
+}
+
+/// The saved settings with the environment's overrides, when those apply.
+pub(crate) fn effective_settings(saved: &Settings, env_overrides: bool) -> kvproxy_core::Result<Settings> {
+    if env_overrides {
+        saved.clone().with_env_overrides()
+    } else {
+        Ok(saved.clone())
     }
 }

@@ -23,8 +23,11 @@ pub fn install(app: &AppHandle<Wry>, desktop: &Desktop) -> tauri::Result<()> {
 }
 
 /// Rebuilds the menu from the current profiles and API state.
-pub fn refresh(desktop: &Desktop) {
-    let app = desktop.app();
+pub fn refresh(app: &AppHandle<Wry>) {
+    let Some(desktop) = app.try_state::<Desktop>() else {
+        return;
+    };
+    let desktop = desktop.inner();
     let Some(tray) = app.tray_by_id(TRAY_ID) else { return };
     let result = build_menu(app, desktop).and_then(|menu| tray.set_menu(Some(menu)));
     if let Err(error) = result {

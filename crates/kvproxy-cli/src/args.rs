@@ -166,7 +166,7 @@ pub struct EnvArgs {
     #[arg(long, default_value_t = kvproxy_core::settings::DEFAULT_PORT)]
     pub port: u16,
     /// Output syntax.
-    #[arg(long, value_parser = ["sh", "fish", "powershell", "cmd"], default_value = "sh")]
+    #[arg(long, value_parser = kvproxy_server::sdk_env::EnvShell::VARIANTS.to_vec(), default_value = "sh")]
     pub shell: String,
 }
 

@@ -126,8 +126,17 @@ fn b64_json<T: Serialize>(value: &T) -> String {
 
 /// Decodes a JWT's claims without verifying it: for showing a user what their token says.
 pub fn decode_claims(jwt: &str) -> Option<serde_json::Value> {
-    let payload = jwt.split('.').nth(1)?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    decode_part(jwt, 1)
+}
+
+/// The decoded header of a JWT (`alg`, `kid`, `x5t`, …), without verifying anything.
+pub fn decode_header(jwt: &str) -> Option<serde_json::Value> {
+    decode_part(jwt, 0)
+}
+
+fn decode_part(jwt: &str, index: usize) -> Option<serde_json::Value> {
+    let part = jwt.split('.').nth(index)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub mod profile;
 pub mod secret;
 pub mod settings;
 
-pub use assertion::{Thumbprints, decode_claims};
+pub use assertion::{Thumbprints, decode_claims, decode_header};
 pub use broker::{Broker, BrokerOptions, IssuedToken, RetrySettings, TokenOptions};
 pub use client_assertion::{KeyVaultAssertion, KeyVaultAssertionOptions};
 pub use cloud::{Cloud, CloudName, CustomCloud};

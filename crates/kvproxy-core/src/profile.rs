@@ -491,6 +491,28 @@ impl ProfileStore {
         self.save(&file)
     }
 
+    /// Saves a profile edited from `original` (a new one when `None`): checked first; a rename moves the
+    /// default along and refuses to overwrite another profile.
+    pub fn save_as(&self, original: Option<&str>, profile: Profile) -> Result<()> {
+        let profile = profile.resolve()?.into_profile();
+        let mut file = self.load()?;
+        let name = profile.name.clone();
+        if original != Some(name.as_str()) && file.profiles.contains_key(&name) {
+            return Err(Error::ProfileExists(name));
+        }
+        if let Some(original) = original.filter(|o| *o != name) {
+            file.profiles.remove(original);
+            if file.default.as_deref() == Some(original) {
+                file.default = Some(name.clone());
+            }
+        }
+        if file.default.is_none() {
+            file.default = Some(name.clone());
+        }
+        file.profiles.insert(name, profile);
+        self.save(&file)
+    }
+
     pub fn remove(&self, name: &str) -> Result<Profile> {
         let mut file = self.load()?;
         let removed = file
@@ -540,34 +562,39 @@ impl ProfileStore {
         Ok(names)
     }
 
-    /// Writes through a temporary file in the same directory and renames it over the old one, so a
-    /// crash mid-write leaves either the old or the new file, never half of one.
     fn save(&self, file: &ProfileFile) -> Result<()> {
-        let dir = self
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let io = |context: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { context, path, source }
-        };
-        std::fs::create_dir_all(&dir).map_err(io("creating the config directory", &dir))?;
-        let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(io("creating a temporary file", &dir))?;
-        let text = file.to_toml()?;
         let header =
             "# KeyVault Proxy profiles. No secrets live here: keys stay in Key Vault, key info in the OS keyring.\n";
-        temp.write_all(header.as_bytes())
-            .and_then(|_| temp.write_all(text.as_bytes()))
-            .and_then(|_| temp.as_file().sync_all())
-            .map_err(io("writing profiles", &self.path))?;
-        temp.persist(&self.path).map_err(|e| Error::Io {
-            context: "replacing the profiles file",
-            path: self.path.clone(),
-            source: e.error,
-        })?;
-        Ok(())
+        write_config_file(
+            &self.path,
+            &format!("{header}{}", file.to_toml()?),
+            "replacing the profiles file",
+        )
     }
+}
+
+/// Writes a config file through a temporary file in the same directory renamed over the old one, so a crash
+/// mid-write leaves either the old or the new file, never half of one.
+pub(crate) fn write_config_file(path: &Path, text: &str, replacing: &'static str) -> Result<()> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let io = |context: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { context, path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io("creating the config directory", &dir))?;
+    let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(io("creating a temporary file", &dir))?;
+    temp.write_all(text.as_bytes())
+        .and_then(|_| temp.as_file().sync_all())
+        .map_err(io("writing a config file", path))?;
+    temp.persist(path).map_err(|e| Error::Io {
+        context: replacing,
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
 }
 
 /// A config file's text, `None` when it does not exist yet (a first start, not an error).
@@ -745,6 +772,41 @@ mod tests {
             std::fs::read_to_string(store.path()).unwrap(),
             "profiles = [this is not toml"
         );
+    }
+
+    #[test]
+    fn save_as_renames_moves_the_default_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ProfileStore::new(dir.path().join("profiles.toml"));
+        store.save_as(None, sample()).unwrap();
+        let other = Profile {
+            name: "other".into(),
+            ..sample()
+        };
+        store.save_as(None, other.clone()).unwrap();
+        assert!(matches!(store.save_as(None, sample()), Err(Error::ProfileExists(_))));
+
+        let renamed = Profile {
+            name: "renamed".into(),
+            ..sample()
+        };
+        store.save_as(Some("api"), renamed).unwrap();
+        let file = store.load().unwrap();
+        assert_eq!(file.default.as_deref(), Some("renamed"));
+        assert_eq!(file.profiles.keys().collect::<Vec<_>>(), ["other", "renamed"]);
+
+        let onto_other = Profile {
+            name: "other".into(),
+            ..sample()
+        };
+        assert!(matches!(
+            store.save_as(Some("renamed"), onto_other),
+            Err(Error::ProfileExists(_))
+        ));
+        let mut bad = other;
+        bad.client_id = "nope".into();
+        assert!(store.save_as(Some("other"), bad).is_err());
+        assert_eq!(store.load().unwrap().profiles.len(), 2, "nothing lost");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Settings {
     pub port: u16,
     /// Seconds after which a copied token is removed from the clipboard, if it is still there; 0 = never.
     pub clipboard_clear_secs: u64,
+    /// Desktop notifications for copies and failures (the window shows failures either way).
+    pub notifications: bool,
 }
 
 impl Default for Settings {
@@ -33,6 +35,7 @@ impl Default for Settings {
         Self {
             port: DEFAULT_PORT,
             clipboard_clear_secs: DEFAULT_CLIPBOARD_CLEAR_SECS,
+            notifications: true,
         }
     }
 }
@@ -99,6 +102,16 @@ impl SettingsStore {
             message: e.message().trim().to_string(),
         })
     }
+
+    /// Writes the settings (atomically, like profiles). They hold no secret.
+    pub fn save(&self, settings: &Settings) -> Result<()> {
+        let text = toml::to_string_pretty(settings).map_err(|e| Error::Encode {
+            what: "settings",
+            message: e.to_string(),
+        })?;
+        let header = "# KeyVault Proxy settings. No secrets live here: the API key is in the OS keyring.\n";
+        crate::profile::write_config_file(&self.path, &format!("{header}{text}"), "replacing the settings file")
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +127,21 @@ mod tests {
         let settings = store.load().unwrap();
         assert_eq!(settings.port, 6000);
         assert_eq!(settings.clipboard_clear_secs, DEFAULT_CLIPBOARD_CLEAR_SECS);
+    }
+
+    #[test]
+    fn saved_settings_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SettingsStore::new(dir.path().join("sub").join("settings.toml"));
+        let settings = Settings {
+            port: 6001,
+            clipboard_clear_secs: 0,
+            notifications: false,
+        };
+        store.save(&settings).unwrap();
+        assert_eq!(store.load().unwrap(), settings);
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        assert!(text.starts_with("# KeyVault Proxy settings"), "{text}");
     }
 
     #[test]

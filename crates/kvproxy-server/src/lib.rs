@@ -12,6 +12,7 @@ pub mod openapi;
 mod problem;
 mod routes;
 mod running;
+pub mod sdk_env;
 pub mod serve;
 pub use serve::DEFAULT_PORT;
 mod state;

@@ -4,6 +4,7 @@
 
 mod app;
 mod bus;
+mod commands;
 mod harness_selftest;
 mod measure;
 mod session;

@@ -1,31 +1,15 @@
 //! `kvproxy env PROFILE`: point an app's Azure SDK at the proxy with no code change.
 
 use crate::args::EnvArgs;
+use kvproxy_server::sdk_env::{EnvShell, identity_endpoint, identity_env};
 
 pub fn run(args: EnvArgs) -> anyhow::Result<()> {
     let store = super::store()?;
     let profile = store.get_or_default(args.profile.as_deref())?;
     let (key, _) = super::api_key::for_server()?;
-    let endpoint = format!("http://localhost:{}/msi/{}/token", args.port, profile.name);
-    let key = key.expose();
-    match args.shell.as_str() {
-        "fish" => {
-            println!("set -gx IDENTITY_ENDPOINT '{endpoint}';");
-            println!("set -gx IDENTITY_HEADER '{key}';");
-        }
-        "powershell" => {
-            println!("$env:IDENTITY_ENDPOINT = '{endpoint}'");
-            println!("$env:IDENTITY_HEADER = '{key}'");
-        }
-        "cmd" => {
-            println!("set IDENTITY_ENDPOINT={endpoint}");
-            println!("set IDENTITY_HEADER={key}");
-        }
-        _ => {
-            println!("export IDENTITY_ENDPOINT='{endpoint}'");
-            println!("export IDENTITY_HEADER='{key}'");
-        }
-    }
+    let endpoint = identity_endpoint(args.port, &profile.name);
+    let shell: EnvShell = args.shell.parse().unwrap_or_default();
+    print!("{}", identity_env(shell, &endpoint, key.expose()));
     eprintln!(
         "# ManagedIdentityCredential / DefaultAzureCredential now get profile '{}' tokens from `kvproxy serve` on port {}",
         profile.name, args.port

@@ -1,0 +1,68 @@
+//! What the app's state asks of the desktop around it: notifications, the clipboard for secrets, start at
+//! login, and telling the tray and the window that something changed.
+//!
+//! Behind a trait so that [`crate::state::Desktop`] and every window command run in tests without a display
+//! or a Tauri app, against a shell that records what it was asked to do.
+
+use crate::clipboard::SecretClipboard;
+use kvproxy_core::SecretString;
+use std::time::Duration;
+use tauri::{AppHandle, Emitter, Wry};
+use tauri_plugin_autostart::ManagerExt;
+
+/// The event the window listens to; it then asks for a fresh status.
+pub const CHANGED_EVENT: &str = "kvproxy://changed";
+
+pub trait Shell: Send + Sync + 'static {
+    fn notify(&self, summary: &str, body: &str);
+    /// Puts a secret on the clipboard, marked so clipboard managers keep no history of it, and takes it back
+    /// after `clear_after` if it is still there.
+    fn copy_secret(&self, secret: &SecretString, clear_after: Option<Duration>) -> Result<(), String>;
+    /// The tray menu and the window should show the current state.
+    fn changed(&self);
+    /// Whether the app starts at login; `None` where that cannot be told.
+    fn autostart(&self) -> Option<bool>;
+    fn set_autostart(&self, enabled: bool) -> Result<(), String>;
+}
+
+/// The shell of the running app.
+pub struct TauriShell {
+    app: AppHandle<Wry>,
+    clipboard: SecretClipboard,
+}
+
+impl TauriShell {
+    pub fn new(app: AppHandle<Wry>) -> Self {
+        Self {
+            app,
+            clipboard: SecretClipboard::default(),
+        }
+    }
+}
+
+impl Shell for TauriShell {
+    fn notify(&self, summary: &str, body: &str) {
+        crate::notify::show(&self.app, summary, body);
+    }
+
+    fn copy_secret(&self, secret: &SecretString, clear_after: Option<Duration>) -> Result<(), String> {
+        self.clipboard.copy(secret, clear_after).map_err(|e| e.to_string())
+    }
+
+    fn changed(&self) {
+        crate::tray::refresh(&self.app);
+        if let Err(error) = self.app.emit(CHANGED_EVENT, ()) {
+            tracing::debug!("no window to tell: {error}");
+        }
+    }
+
+    fn autostart(&self) -> Option<bool> {
+        self.app.autolaunch().is_enabled().ok()
+    }
+
+    fn set_autostart(&self, enabled: bool) -> Result<(), String> {
+        let launcher = self.app.autolaunch();
+        let result = if enabled { launcher.enable() } else { launcher.disable() };
+        result.map_err(|e| format!("could not change start at login: {e}"))
+    }
+}
