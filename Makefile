@@ -13,13 +13,14 @@ CARGO ?= cargo
 # Cargo.lock is committed: builds and tests use exactly it.
 LOCKED := --locked
 
-.PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust test-newman
+.PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust test-newman screenshots
 
 help:
 	@echo "make run     install what is missing, build, start the KeyVault Proxy tray app"
 	@echo "make test    install what is missing, then every test: fmt check, clippy, cargo test (real keyring)"
 	@echo "make bench   cargo bench over the workspace"
 	@echo "make build   build the whole workspace (including the Tauri app)"
+	@echo "make screenshots  drive the window in light and dark and copy its screenshots to docs/screenshots/"
 	@echo "make fmt     reformat the code"
 
 deps:
@@ -27,8 +28,9 @@ deps:
 	scripts/deps.sh
 
 test-deps:
-	@echo "==> checking build and test dependencies (scripts/deps.sh --test)"
+	@echo "==> checking build and test dependencies (scripts/deps.sh --test, scripts/tauri-driver.sh)"
 	scripts/deps.sh --test
+	scripts/tauri-driver.sh >/dev/null
 
 build: deps
 	@echo "==> building the workspace"
@@ -61,7 +63,8 @@ clippy:
 # --no-fail-fast: every crate's tests run and report, so one failure does not hide another.
 test-rust:
 	@echo "==> [3/4] tests: cargo test --workspace, inside a throwaway D-Bus session with gnome-keyring unlocked"
-	scripts/with-keyring.sh $(CARGO) test $(LOCKED) --workspace --no-fail-fast
+	KVPROXY_TAURI_DRIVER="$(CURDIR)/.tools/tauri-driver/bin/tauri-driver" \
+		scripts/with-keyring.sh $(CARGO) test $(LOCKED) --workspace --no-fail-fast
 
 test-newman:
 	@echo "==> [4/4] Postman collection: scripts/newman.sh (newman against kvproxy demo + serve)"
@@ -73,3 +76,14 @@ bench: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+# The window's end-to-end tests write a screenshot of every view (light and dark) to target/screenshots/;
+# this copies them to docs/screenshots/, which README shows.
+screenshots: test-deps
+	@echo "==> screenshots: the window's end-to-end tests, then target/screenshots/ -> docs/screenshots/"
+	rm -f "$${CARGO_TARGET_DIR:-target}"/screenshots/*.png
+	KVPROXY_TAURI_DRIVER="$(CURDIR)/.tools/tauri-driver/bin/tauri-driver" \
+		$(CARGO) test $(LOCKED) -p kvproxy-desktop --test it window::
+	mkdir -p docs/screenshots
+	cp "$${CARGO_TARGET_DIR:-target}"/screenshots/*.png docs/screenshots/
+	@ls docs/screenshots

@@ -97,7 +97,8 @@ pub fn run() -> tauri::Result<()> {
                     format!("{error}. Restart the app after editing profiles."),
                 ),
             }
-            if !tray_host || !desktop.has_profiles() || desktop.profiles_unreadable() {
+            let asked = std::env::args().any(|arg| arg == "--window");
+            if asked || !tray_host || !desktop.has_profiles() || desktop.profiles_unreadable() {
                 window::show(&handle);
             }
             let started = desktop.clone();

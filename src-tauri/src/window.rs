@@ -23,8 +23,8 @@ fn try_show(app: &AppHandle<Wry>) -> tauri::Result<()> {
     }
     let window = WebviewWindowBuilder::new(app, MAIN, WebviewUrl::App("index.html".into()))
         .title("KeyVault Proxy")
-        .inner_size(900.0, 680.0)
-        .min_inner_size(560.0, 420.0)
+        .inner_size(1060.0, 740.0)
+        .min_inner_size(720.0, 480.0)
         .center()
         .build()?;
     window.set_focus()

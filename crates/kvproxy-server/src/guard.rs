@@ -90,10 +90,6 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         format!("http://localhost:{port}"),
         format!("http://127.0.0.1:{port}"),
         format!("http://[::1]:{port}"),
-        // The tray app's own webview (Linux/macOS and Windows forms).
-        "tauri://localhost".to_string(),
-        "http://tauri.localhost".to_string(),
-        "https://tauri.localhost".to_string(),
     ];
     if own.iter().any(|o| o == origin) {
         Ok(())

@@ -8,6 +8,7 @@ mod commands;
 mod harness_selftest;
 mod measure;
 mod session;
+mod window;
 mod x11;
 
 use std::time::{Duration, Instant};

@@ -146,6 +146,21 @@ pub fn close_window(session: &Session, id: u32) {
         .expect("X round trip after WM_DELETE_WINDOW");
 }
 
+/// Saves one window's content to `path` (PNG by its extension).
+pub fn screenshot_window(session: &Session, id: u32, path: &Path) {
+    let path_str = path.to_str().expect("a UTF-8 screenshot path");
+    let id = format!("0x{id:x}");
+    let out = run(
+        session,
+        &["import", "-display", session.display(), "-window", &id, path_str],
+    );
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Saves the whole screen to `path` (PNG by its extension), for a human looking at a failure.
 pub fn screenshot(session: &Session, path: &Path) {
     let path_str = path.to_str().expect("a UTF-8 screenshot path");

@@ -232,6 +232,9 @@ async fn foreign_origins_are_refused_even_on_health() {
         format!("https://localhost:{port}"),
         format!("http://localhost.evil.example:{port}"),
         "http://localhost".to_string(),
+        // The desktop app's window talks to the app over IPC, so a webview origin has no business here.
+        "tauri://localhost".to_string(),
+        "http://tauri.localhost".to_string(),
     ] {
         let p = problem(
             s.http

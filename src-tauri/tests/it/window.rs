@@ -1,0 +1,438 @@
+//! The window as a user drives it: the real app in a real WebKit window, through `tauri-driver` and
+//! WebKitWebDriver, found by the names a screen reader would read (`<label for>` pairs, button texts). Each run
+//! writes screenshots of every view to `target/screenshots/` (light and dark); `make screenshots` copies them
+//! into `docs/`.
+
+use crate::app::{Tenant, store};
+use crate::bus::{NotificationServer, TrayHost};
+use crate::session::Session;
+use crate::x11;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longer than the harness's usual bound: a WebKit window, its network process and a WebDriver session start
+/// on a loaded 2-core machine.
+const UI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `tauri-driver` from `KVPROXY_TAURI_DRIVER`, else where `make test` installs it.
+fn tauri_driver() -> PathBuf {
+    let path = std::env::var_os("KVPROXY_TAURI_DRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/tauri-driver/bin/tauri-driver"));
+    assert!(
+        path.exists(),
+        "tauri-driver not found at {}: run `make test-deps` (or cargo install tauri-driver --version 2.1.0 --locked --root .tools/tauri-driver)",
+        path.display()
+    );
+    path
+}
+
+/// Where screenshots go: `target/screenshots/`, beside the build the tests drive, never a tracked file.
+fn screenshot_dir() -> PathBuf {
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_kvproxy-desktop"));
+    let target = binary.parent().and_then(|p| p.parent()).expect("the target directory");
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).expect("create target/screenshots");
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `tauri-driver` in the session; it starts WebKitWebDriver, which starts the app.
+struct Driver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Driver {
+    fn start(session: &Session, env: &[(&str, &str)]) -> Driver {
+        let port = free_port();
+        let log_path = session.dir().join(format!("tauri-driver-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("driver log");
+        let child = session
+            .command(tauri_driver())
+            .args(["--port", &port.to_string(), "--native-port", &free_port().to_string()])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("driver log"))
+            .stderr(log)
+            .spawn()
+            .expect("start tauri-driver");
+        Driver {
+            child,
+            port,
+            log: log_path,
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": env!("CARGO_BIN_EXE_kvproxy-desktop"), "args": ["--window"] }),
+        );
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            let mut builder = ClientBuilder::new(connector);
+            builder.capabilities(capabilities.clone());
+            let error = match tokio::time::timeout(UI_TIMEOUT, builder.connect(&url)).await {
+                Ok(Ok(client)) => return client,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "no answer".to_string(),
+            };
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("no WebDriver session with the app: {error}\ntauri-driver's log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The window, as a user sees it: views reached by the navigation, controls found by their names.
+struct Window<'a> {
+    client: Client,
+    session: &'a Session,
+    theme: &'static str,
+}
+
+impl Window<'_> {
+    fn view_xpath(&self, view: &str) -> String {
+        format!("//section[@id='view-{view}']")
+    }
+
+    async fn find(&self, xpath: &str) -> Element {
+        self.client
+            .wait()
+            .at_most(UI_TIMEOUT)
+            .for_element(Locator::XPath(xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no element {xpath}: {e}"))
+    }
+
+    /// The button named `name` in `view` (or in an open dialog when `view` is `dialog`).
+    async fn button(&self, view: &str, name: &str) -> Element {
+        let scope = if view == "dialog" {
+            "//dialog[@open]".to_string()
+        } else {
+            self.view_xpath(view)
+        };
+        self.find(&format!("{scope}//button[normalize-space()='{name}']")).await
+    }
+
+    async fn click(&self, view: &str, name: &str) {
+        self.button(view, name)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {name}: {e}"));
+    }
+
+    /// The form control whose `<label for>` reads `label`, in `view`.
+    async fn field(&self, view: &str, label: &str) -> Element {
+        let scope = self.view_xpath(view);
+        self.find(&format!(
+            "{scope}//*[@id=({scope}//label[normalize-space()='{label}'])[1]/@for]"
+        ))
+        .await
+    }
+
+    async fn type_into(&self, view: &str, label: &str, text: &str) {
+        let field = self.field(view, label).await;
+        field.clear().await.unwrap_or_else(|e| panic!("clear {label}: {e}"));
+        field
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("type into {label}: {e}"));
+    }
+
+    async fn choose(&self, view: &str, label: &str, value: &str) {
+        let field = self.field(view, label).await;
+        field
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("choose {value} in {label}: {e}"));
+    }
+
+    /// The message shown next to the field labelled `label`.
+    async fn message_of(&self, view: &str, label: &str) -> String {
+        let field = self.field(view, label).await;
+        let id = field.attr("id").await.ok().flatten().expect("the field has an id");
+        let script = "const d = document.getElementById(arguments[0]).closest('.field').querySelector('.field-error'); return d ? d.textContent : '';";
+        let value = self
+            .client
+            .execute(script, vec![id.into()])
+            .await
+            .expect("read the field's message");
+        value.as_str().unwrap_or_default().to_string()
+    }
+
+    async fn go(&self, view_name: &str) {
+        self.find(&format!("//nav//button[normalize-space()='{view_name}']"))
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("open {view_name}: {e}"));
+    }
+
+    async fn text(&self, xpath: &str) -> String {
+        self.find(xpath).await.text().await.unwrap_or_default()
+    }
+
+    /// Polls until `f` yields a value; a timeout names what never happened.
+    async fn until<T, F, Fut>(&self, what: &str, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            if let Some(value) = f().await {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The window as X11 shows it. Not WebDriver's screenshot command: WebKitWebDriver's snapshot can wait
+    /// forever for a paint under Xvfb without GL.
+    async fn screenshot(&self, view: &str) {
+        // Let the view settle (fonts, the countdown's first tick) so the picture shows what a user sees.
+        let _ = self
+            .client
+            .execute("document.querySelector('main').scrollTo(0, 0);", vec![])
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (id, _) = x11::windows(self.session)
+            .into_iter()
+            .find(|(_, title)| title == "KeyVault Proxy")
+            .expect("the app's window");
+        let path = screenshot_dir().join(format!("{}-{view}.png", self.theme));
+        x11::screenshot_window(self.session, id, &path);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+#[test]
+fn the_window_manages_profiles_shows_tokens_and_rotates_the_key() {
+    let session = Session::start();
+    let _host = TrayHost::serve(&session);
+    let _notifications = NotificationServer::serve(&session);
+    let tenant = Tenant::start(&session);
+    let profile = tenant.profile("api");
+    let driver = Driver::start(&session, &[("KVPROXY_PORT", "0")]);
+    let token_requests = || tenant.emulator().count(kvproxy_emulator::Route::Token);
+
+    runtime().block_on(async {
+        let w = Window {
+            client: driver.connect().await,
+            session: &session,
+            theme: "light",
+        };
+        w.find("//h2[normalize-space()='Profiles']").await;
+        w.screenshot("welcome").await;
+
+        // Add a profile with one wrong field: its message appears next to it and nothing is saved.
+        w.click("profiles", "Add profile").await;
+        w.type_into("profiles", "Name", "api").await;
+        w.type_into("profiles", "Tenant", &profile.tenant).await;
+        w.type_into("profiles", "Client ID", "not-a-guid").await;
+        w.type_into("profiles", "Vault URL", &profile.vault_url).await;
+        w.type_into("profiles", "Certificate", &profile.certificate).await;
+        w.type_into("profiles", "Scope", &profile.scopes[0]).await;
+        w.choose("profiles", "Cloud", "custom").await;
+        let custom = profile.custom_cloud.clone().expect("the emulator is a custom cloud");
+        w.type_into("profiles", "Authority host", &custom.authority_host).await;
+        w.type_into("profiles", "Vault host suffixes", &custom.vault_suffixes.join(" "))
+            .await;
+        let ca = custom.ca_file.expect("a CA file").display().to_string();
+        w.type_into("profiles", "CA certificate file", &ca).await;
+        w.choose("profiles", "Credential", "emulator").await;
+        w.click("profiles", "Save").await;
+        let message = w
+            .until("the client id's message", || async {
+                Some(w.message_of("profiles", "Client ID").await).filter(|m| !m.is_empty())
+            })
+            .await;
+        assert!(message.contains("GUID"), "{message}");
+        assert!(
+            w.message_of("profiles", "Tenant").await.is_empty(),
+            "only the wrong field has a message"
+        );
+        assert!(
+            store(&session).load().map(|f| f.profiles.is_empty()).unwrap_or(true),
+            "nothing saved"
+        );
+        w.screenshot("profile-error").await;
+
+        // Fixed and saved: the file has it, the list shows it as the default.
+        w.type_into("profiles", "Client ID", &profile.client_id).await;
+        w.click("profiles", "Save").await;
+        w.until("the saved profile", || async { store(&session).get("api").ok() })
+            .await;
+        w.find("//ul[@id='profile-list']//button[contains(., 'api') and contains(., 'default')]")
+            .await;
+        w.screenshot("profiles").await;
+
+        // Get token: the decoded audience, and a countdown that moves.
+        w.go("Token").await;
+        w.click("token", "Get token").await;
+        let aud = "//tbody[@id='claims']//tr[th[normalize-space()='aud']]/td";
+        let audience = w.text(aud).await;
+        assert!(audience.starts_with("api://kvproxy-e2e"), "{audience}");
+        let first = w.text("//*[@id='countdown']").await;
+        w.until("the countdown to move", || async {
+            let now = w.text("//*[@id='countdown']").await;
+            (now != first && !now.is_empty()).then_some(())
+        })
+        .await;
+        assert_eq!(token_requests(), 1);
+        w.screenshot("token").await;
+
+        // Key info, from the cache the token just filled.
+        w.go("Key info").await;
+        let key_id = w
+            .text("//tbody[@id='key-rows']//tr[th[normalize-space()='Key id']]/td")
+            .await;
+        assert!(key_id.contains("/keys/e2e-cert/"), "{key_id}");
+        w.screenshot("keyinfo").await;
+
+        // Activity lists the window's request.
+        w.go("Activity").await;
+        let row = w.text("//tbody[@id='activity-rows']/tr[1]").await;
+        assert!(
+            row.contains("window") && row.contains("api") && row.contains("200"),
+            "{row}"
+        );
+        w.screenshot("activity").await;
+
+        // Rotate the key: the running API takes the new one at once, the old one gets 401.
+        w.go("Settings").await;
+        w.click("settings", "Reveal").await;
+        let key_field = w.field("settings", "API key").await;
+        let old = w
+            .until("the revealed key", || async {
+                key_field.prop("value").await.ok().flatten().filter(|v| v.len() == 43)
+            })
+            .await;
+        let api_line = w.text("//*[@id='api-line']").await;
+        let base = api_line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://localhost:"))
+            .expect("the API's address in Settings")
+            .to_string();
+        let http = reqwest::Client::new();
+        let status = |key: String| {
+            let request = http.get(format!("{base}/api/profiles/api/token")).bearer_auth(key);
+            async move { request.send().await.expect("the API answers").status().as_u16() }
+        };
+        assert_eq!(status(old.clone()).await, 200);
+        w.screenshot("settings").await;
+        w.click("settings", "Rotate").await;
+        w.click("dialog", "Yes, rotate").await;
+        let new = w
+            .until("the rotated key", || async {
+                key_field
+                    .prop("value")
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|v| v.len() == 43 && *v != old)
+            })
+            .await;
+        assert_eq!(status(old).await, 401);
+        assert_eq!(status(new).await, 200);
+
+        // Delete asks first, then the profile is gone from the file.
+        w.go("Profiles").await;
+        w.find("//ul[@id='profile-list']//button[contains(., 'api')]")
+            .await
+            .click()
+            .await
+            .expect("select api");
+        w.click("profiles", "Delete").await;
+        w.click("dialog", "Yes, delete").await;
+        w.until("the profile to be deleted", || async {
+            store(&session).get("api").is_err().then_some(())
+        })
+        .await;
+        w.client.close().await.expect("end the WebDriver session");
+    });
+    drop(driver);
+    drop(tenant);
+}
+
+#[test]
+fn every_view_in_dark() {
+    let session = Session::start();
+    let _host = TrayHost::serve(&session);
+    let _notifications = NotificationServer::serve(&session);
+    let tenant = Tenant::start(&session);
+    store(&session)
+        .upsert(tenant.profile("api"), false)
+        .expect("save a profile");
+    let driver = Driver::start(&session, &[("KVPROXY_PORT", "0"), ("GTK_THEME", "Adwaita:dark")]);
+
+    runtime().block_on(async {
+        let w = Window {
+            client: driver.connect().await,
+            session: &session,
+            theme: "dark",
+        };
+        // The window follows the desktop's dark preference.
+        let dark = w
+            .client
+            .execute("return matchMedia('(prefers-color-scheme: dark)').matches;", vec![])
+            .await
+            .expect("ask the page");
+        assert_eq!(dark, serde_json::Value::Bool(true));
+        w.find("//ul[@id='profile-list']//button[contains(., 'api')]").await;
+        w.field("profiles", "Client ID").await;
+        w.screenshot("profiles").await;
+        w.go("Token").await;
+        w.click("token", "Get token").await;
+        w.text("//tbody[@id='claims']//tr[th[normalize-space()='aud']]/td")
+            .await;
+        w.screenshot("token").await;
+        w.go("Key info").await;
+        w.text("//tbody[@id='key-rows']//tr[th[normalize-space()='Key id']]/td")
+            .await;
+        w.screenshot("keyinfo").await;
+        w.go("Activity").await;
+        w.text("//tbody[@id='activity-rows']/tr[1]").await;
+        w.screenshot("activity").await;
+        w.go("Settings").await;
+        w.find("//*[@id='api-line'][contains(., 'Listening')]").await;
+        w.screenshot("settings").await;
+        w.client.close().await.expect("end the WebDriver session");
+    });
+    drop(driver);
+    drop(tenant);
+}
