@@ -61,6 +61,13 @@ impl Shell for TauriShell {
     }
 
     fn set_autostart(&self, enabled: bool) -> Result<(), String> {
+        // The launcher writes `~/.config/autostart/NAME.desktop` but does not create the directory, which a
+        // fresh account does not have.
+        #[cfg(target_os = "linux")]
+        if enabled && let Some(home) = std::env::var_os("HOME") {
+            let dir = std::path::Path::new(&home).join(".config/autostart");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+        }
         let launcher = self.app.autolaunch();
         let result = if enabled { launcher.enable() } else { launcher.disable() };
         result.map_err(|e| format!("could not change start at login: {e}"))

@@ -282,6 +282,10 @@ async fn a_refused_token_carries_what_support_asks_for() {
     assert!(error.summary.starts_with("AADSTS700027"), "{}", error.summary);
     assert_eq!(w.desktop.activity()[0].status, 502);
 
+    // Copy ids: plain text, not a secret, so never cleared.
+    w.desktop.copy_text("Trace ID: x".into()).unwrap();
+    assert_eq!(w.shell.last_copy(), ("Trace ID: x".to_string(), None));
+
     let bad_scope = w
         .desktop
         .get_token("api", Some("api://x/read"), false)
@@ -426,4 +430,19 @@ async fn settings_apply_at_once_persist_and_refuse_a_busy_port() {
     w.desktop.copy_token("api").await.unwrap();
     assert_eq!(w.shell.notifications.lock().len(), before);
     assert_eq!(w.shell.last_copy().1, Some(Duration::from_secs(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_stay_until_dismissed_and_are_bounded() {
+    let w = World::start().await;
+    for i in 0..25 {
+        w.desktop.notice("warning", format!("notice {i}"), "detail");
+    }
+    let notices = w.desktop.status().notices;
+    assert_eq!(notices.len(), 20, "the window is not a log");
+    assert_eq!(notices[0].title, "notice 5", "the oldest go first");
+    w.desktop.dismiss(notices[0].id);
+    let left = w.desktop.status().notices;
+    assert_eq!(left.len(), 19);
+    assert!(left.iter().all(|n| n.id != notices[0].id));
 }

@@ -139,12 +139,15 @@ impl Window<'_> {
         self.find(&format!("{scope}//button[normalize-space()='{name}']")).await
     }
 
+    /// Clicks the button once it is enabled, as a user can only then (a form disables its button while it
+    /// waits for the app).
     async fn click(&self, view: &str, name: &str) {
-        self.button(view, name)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {name}: {e}"));
+        let button = self.button(view, name).await;
+        self.until(&format!("{name} to be enabled"), || async {
+            button.is_enabled().await.ok().filter(|enabled| *enabled)
+        })
+        .await;
+        button.click().await.unwrap_or_else(|e| panic!("click {name}: {e}"));
     }
 
     /// The form control whose `<label for>` reads `label`, in `view`.
@@ -209,7 +212,21 @@ impl Window<'_> {
             if let Some(value) = f().await {
                 return value;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if Instant::now() >= deadline {
+                self.screenshot("failure").await;
+                let messages = self
+                    .client
+                    .execute(
+                        "return [...document.querySelectorAll('.field-error, #editor-status')].map(e => e.id + '=' + e.textContent).filter(t => !t.endsWith('='));",
+                        vec![],
+                    )
+                    .await;
+                eprintln!("messages in the window: {messages:?}");
+                panic!(
+                    "timed out waiting for {what} (the window is in target/screenshots/{}-failure.png)",
+                    self.theme
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -369,6 +386,22 @@ fn the_window_manages_profiles_shows_tokens_and_rotates_the_key() {
             .await;
         assert_eq!(status(old).await, 401);
         assert_eq!(status(new).await, 200);
+
+        // Start at login: the desktop's own autostart entry appears.
+        w.field("settings", "Start at login")
+            .await
+            .click()
+            .await
+            .expect("tick Start at login");
+        w.click("settings", "Save settings").await;
+        let autostart = session.dir().join("home/.config/autostart");
+        w.until("an autostart entry", || async {
+            std::fs::read_dir(&autostart)
+                .ok()?
+                .flatten()
+                .find(|e| e.path().extension().is_some_and(|x| x == "desktop"))
+        })
+        .await;
 
         // Delete asks first, then the profile is gone from the file.
         w.go("Profiles").await;
