@@ -30,6 +30,8 @@ pub struct DesktopOptions {
     pub tray: bool,
     /// Apply `KVPROXY_PORT` and `KVPROXY_CLIPBOARD_CLEAR_SECS` over `settings.toml`.
     pub env_overrides: bool,
+    /// Where "Try the demo tenant" runs it (0: any free port).
+    pub demo_port: u16,
 }
 
 /// Something the window shows until the user dismisses it: a failed token, a port in use, a bad file.
@@ -88,6 +90,7 @@ pub(crate) struct Inner {
     /// What is in effect: the saved settings with the environment's overrides.
     pub(crate) settings: RwLock<Settings>,
     pub(crate) env_overrides: bool,
+    demo_port: u16,
     pub(crate) keyring: Option<Arc<CredentialStore>>,
     /// Shared by every start of the API, so a pause keeps the cache, the key and the activity log.
     pub(crate) server_state: AppState,
@@ -136,6 +139,7 @@ impl Desktop {
             keyring,
             tray,
             env_overrides: true,
+            demo_port: DEMO_PORT,
         };
         let desktop = Self::new(shell, options);
         for (title, detail) in problems {
@@ -152,6 +156,7 @@ impl Desktop {
             keyring,
             tray,
             env_overrides,
+            demo_port,
         } = options;
         let mut notices = Vec::new();
         let mut warn = |title: &str, detail: String| {
@@ -193,6 +198,7 @@ impl Desktop {
                 saved_settings: RwLock::new(saved_settings),
                 settings: RwLock::new(settings),
                 env_overrides,
+                demo_port,
                 keyring,
                 server_state,
                 server_config: RwLock::new(server_config),
@@ -546,7 +552,7 @@ impl Desktop {
         if let Some(tenant) = demo.take() {
             tenant.shutdown().await;
         }
-        let tenant = DemoTenant::start(DEMO_PORT, &self.inner.profiles, true)
+        let tenant = DemoTenant::start(self.inner.demo_port, &self.inner.profiles, true)
             .await
             .map_err(|e| e.to_string())?;
         crate::say(format!("demo: tenant running on 127.0.0.1:{}", tenant.port()));

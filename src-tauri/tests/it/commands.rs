@@ -92,6 +92,7 @@ impl World {
                 keyring: None,
                 tray: true,
                 env_overrides: false,
+                demo_port: 0,
             },
         );
         World {
@@ -445,4 +446,21 @@ async fn notices_stay_until_dismissed_and_are_bounded() {
     let left = w.desktop.status().notices;
     assert_eq!(left.len(), 19);
     assert!(left.iter().all(|n| n.id != notices[0].id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_the_demo_tenant_saves_a_default_profile_that_gets_tokens() {
+    let w = World::start().await;
+    w.desktop.start_demo().await.unwrap();
+    let profiles = w.desktop.status().profiles;
+    assert_eq!(profiles.len(), 1);
+    assert!(
+        profiles[0].name == "demo" && profiles[0].is_default && profiles[0].demo,
+        "{profiles:?}"
+    );
+    let token = w.desktop.get_token("demo", None, false).await.unwrap();
+    assert!(token.demo && !token.from_cache);
+    let info = w.desktop.key_info("demo", false).await.unwrap();
+    assert!(info.key_id.contains("/keys/"), "{info:?}");
+    w.desktop.shutdown().await;
 }

@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// on a loaded 2-core machine.
 const UI_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// WebDriver's codes for the Enter and Escape keys.
+const ENTER: &str = "\u{E007}";
+const ESCAPE: &str = "\u{E00C}";
+
 /// `tauri-driver` from `KVPROXY_TAURI_DRIVER`, else where `make test` installs it.
 fn tauri_driver() -> PathBuf {
     let path = std::env::var_os("KVPROXY_TAURI_DRIVER")
@@ -143,11 +147,15 @@ impl Window<'_> {
     /// waits for the app).
     async fn click(&self, view: &str, name: &str) {
         let button = self.button(view, name).await;
+        self.enabled(&button, name).await;
+        button.click().await.unwrap_or_else(|e| panic!("click {name}: {e}"));
+    }
+
+    async fn enabled(&self, button: &Element, name: &str) {
         self.until(&format!("{name} to be enabled"), || async {
             button.is_enabled().await.ok().filter(|enabled| *enabled)
         })
         .await;
-        button.click().await.unwrap_or_else(|e| panic!("click {name}: {e}"));
     }
 
     /// The form control whose `<label for>` reads `label`, in `view`.
@@ -310,8 +318,14 @@ fn the_window_manages_profiles_shows_tokens_and_rotates_the_key() {
         w.screenshot("profile-error").await;
 
         // Fixed and saved: the file has it, the list shows it as the default.
+        // Fixed, and saved from the keyboard: Enter in a field submits the form.
         w.type_into("profiles", "Client ID", &profile.client_id).await;
-        w.click("profiles", "Save").await;
+        w.enabled(&w.button("profiles", "Save").await, "Save").await;
+        w.field("profiles", "Client ID")
+            .await
+            .send_keys(ENTER)
+            .await
+            .expect("press Enter");
         w.until("the saved profile", || async { store(&session).get("api").ok() })
             .await;
         w.find("//ul[@id='profile-list']//button[contains(., 'api') and contains(., 'default')]")
@@ -410,6 +424,25 @@ fn the_window_manages_profiles_shows_tokens_and_rotates_the_key() {
             .click()
             .await
             .expect("select api");
+        // Delete asks first; Escape says no.
+        w.click("profiles", "Delete").await;
+        w.button("dialog", "Cancel").await;
+        w.client
+            .active_element()
+            .await
+            .expect("the focused button")
+            .send_keys(ESCAPE)
+            .await
+            .expect("press Escape");
+        w.until("the dialog to close", || async {
+            w.client
+                .find(Locator::XPath("//dialog[@open]"))
+                .await
+                .is_err()
+                .then_some(())
+        })
+        .await;
+        assert!(store(&session).get("api").is_ok(), "Escape deletes nothing");
         w.click("profiles", "Delete").await;
         w.click("dialog", "Yes, delete").await;
         w.until("the profile to be deleted", || async {
