@@ -582,3 +582,35 @@ fn demo_profile_uses_a_running_kvproxy_demo_then_its_own_tenant() {
         true
     );
 }
+
+#[test]
+fn the_window_opens_again_at_the_size_it_was_left() {
+    let session = Session::start();
+    let _host = TrayHost::serve(&session);
+    let _notifications = NotificationServer::serve(&session);
+    let app = App::start(&session, &[("KVPROXY_PORT", "0")]);
+    let find = || {
+        x11::windows(&session)
+            .into_iter()
+            .find(|(_, title)| title == "KeyVault Proxy")
+            .map(|(id, _)| id)
+    };
+    let window = wait_until("the first-start window", TIMEOUT, find);
+    let first = wait_until("the window's size", TIMEOUT, || x11::size(&session, window));
+    let wanted = (first.0 - 130, first.1 - 90);
+    x11::move_resize(&session, window, 40, 30, wanted.0.into(), wanted.1.into());
+    wait_until("the new size", TIMEOUT, || {
+        (x11::size(&session, window) == Some(wanted)).then_some(())
+    });
+
+    // Closed (the app stays in the tray), then opened again by a second start.
+    x11::close_window(&session, window);
+    wait_until("the window to close", TIMEOUT, || find().is_none().then_some(()));
+    let mut second = App::start(&session, &[("KVPROXY_PORT", "0")]);
+    assert!(second.wait_exit().success());
+    app.wait_line("second start: showing the window");
+    let again = wait_until("the window again", TIMEOUT, find);
+    wait_until("the size it was left at", TIMEOUT, || {
+        (x11::size(&session, again) == Some(wanted)).then_some(())
+    });
+}

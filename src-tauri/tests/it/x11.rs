@@ -7,7 +7,9 @@ use std::process::{Command, Output, Stdio};
 
 use x11rb::connection::Connection;
 use x11rb::errors::ReplyError;
-use x11rb::protocol::xproto::{AtomEnum, ClientMessageEvent, ConnectionExt, EventMask, MapState, Window};
+use x11rb::protocol::xproto::{
+    AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt, EventMask, MapState, Window,
+};
 use x11rb::rust_connection::RustConnection;
 
 use crate::session::Session;
@@ -130,6 +132,24 @@ pub fn windows(session: &Session) -> Vec<(u32, String)> {
         }
     }
     out
+}
+
+/// Moves and resizes a top-level window as a user with a window manager would.
+pub fn move_resize(session: &Session, id: u32, x: i32, y: i32, width: u32, height: u32) {
+    let (conn, _) = connect(session);
+    let aux = ConfigureWindowAux::new().x(x).y(y).width(width).height(height);
+    conn.configure_window(id, &aux).expect("configure the window");
+    conn.get_input_focus()
+        .map_err(ReplyError::from)
+        .and_then(|c| c.reply())
+        .expect("X round trip after configure");
+}
+
+/// The window's size, as the X server has it.
+pub fn size(session: &Session, id: u32) -> Option<(u16, u16)> {
+    let (conn, _) = connect(session);
+    let geometry = conn.get_geometry(id).ok()?.reply().ok()?;
+    Some((geometry.width, geometry.height))
 }
 
 /// Asks the window to close exactly as a window manager's close button does (WM_DELETE_WINDOW).
