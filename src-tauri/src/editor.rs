@@ -180,7 +180,12 @@ impl Desktop {
 
     /// A free name for a copy of `name`: `NAME-copy`, then `NAME-copy-2`, …
     pub fn copy_name(&self, name: &str) -> String {
-        let taken = |candidate: &str| self.profile_store().get(candidate).is_ok();
+        let names = self
+            .profile_store()
+            .load()
+            .map(|file| file.profiles)
+            .unwrap_or_default();
+        let taken = |candidate: &str| names.contains_key(candidate);
         let base = format!("{name}-copy");
         if !taken(&base) {
             return base;

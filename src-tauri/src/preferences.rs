@@ -50,7 +50,7 @@ impl Desktop {
         }
         SettingsView {
             port: saved.port,
-            listening: self.status().api.url,
+            listening: self.listening_port().map(|port| format!("http://localhost:{port}")),
             clipboard_clear_secs: saved.clipboard_clear_secs,
             notifications: saved.notifications,
             autostart: self.inner.shell.autostart(),
@@ -135,10 +135,7 @@ impl Desktop {
         let shell: EnvShell = shell
             .parse()
             .map_err(|_| UiError::field("shell", format!("'{shell}' is not one of sh, fish, powershell, cmd")))?;
-        let port = match self.status().api.running {
-            true => self.status().api.port,
-            false => self.inner.settings.read().port,
-        };
+        let port = self.listening_port().unwrap_or_else(|| self.inner.settings.read().port);
         let endpoint = identity_endpoint(port, &profile.name);
         Ok(identity_env(shell, &endpoint, self.api_key().expose()))
     }

@@ -255,6 +255,11 @@ impl Desktop {
             .collect()
     }
 
+    /// The port the API listens on now; `None` while paused or when it could not start.
+    pub(crate) fn listening_port(&self) -> Option<u16> {
+        *self.inner.api_port.read()
+    }
+
     pub fn api_state(&self) -> ApiState {
         match *self.inner.api_port.read() {
             Some(_) => ApiState::Running,
