@@ -10,7 +10,7 @@ use crate::error::{Error, KeyVaultOperation, Result};
 use crate::http::{HttpTimeouts, build_client, read_ca_file};
 use crate::keyinfo::{KeyInfo, KeyInfoStore, SigningKey};
 use crate::keyvault::VaultClients;
-use crate::profile::{CredentialSource, SigningAlgorithm, ValidProfile};
+use crate::profile::{CredentialSource, SigningAlgorithm, ValidProfile, VaultCertificate};
 use crate::secret::SecretString;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
 use parking_lot::{Mutex, RwLock};
@@ -270,13 +270,20 @@ impl Broker {
     /// Key info for the profile's certificate: memory, then the OS keyring, then Key Vault.
     /// `refresh` goes to Key Vault and replaces what was cached.
     pub async fn key_info(&self, profile: &ValidProfile, refresh: bool) -> Result<KeyInfo> {
-        let vault = self.vault_clients(profile)?;
-        self.key_info_with(profile, &vault, refresh).await
+        self.certificate_key_info(&profile.vault_certificate(), refresh).await
     }
 
-    async fn key_info_with(&self, profile: &ValidProfile, vault: &VaultClients, refresh: bool) -> Result<KeyInfo> {
-        let vault_url = profile.vault_root().as_str();
-        let id = KeyInfo::cache_id(vault_url, &profile.certificate);
+    /// Key info for any certificate on an allowed vault, from the same caches as [`Broker::key_info`] (the
+    /// .NET proxy's `kv-key-info` route names a vault and a certificate, no profile).
+    pub async fn certificate_key_info(&self, certificate: &VaultCertificate, refresh: bool) -> Result<KeyInfo> {
+        let vault = self.vault_clients(certificate)?;
+        self.key_info_with(certificate, &vault, refresh).await
+    }
+
+    async fn key_info_with(&self, target: &VaultCertificate, vault: &VaultClients, refresh: bool) -> Result<KeyInfo> {
+        let vault_url = target.vault_root().as_str();
+        let certificate = target.certificate();
+        let id = KeyInfo::cache_id(vault_url, certificate);
         let lock = self.inner.key_info_locks.lock().entry(id.clone()).or_default().clone();
         let _guard = lock.lock().await;
         let store = &self.inner.options.key_info_store;
@@ -284,7 +291,7 @@ impl Broker {
             if let Some(info) = self.inner.key_info.lock().get(&id).cloned() {
                 return Ok(info);
             }
-            match store.load(vault_url, &profile.certificate).await {
+            match store.load(vault_url, certificate).await {
                 Ok(Some(info)) => {
                     self.inner.key_info.lock().insert(id, info.clone());
                     return Ok(info);
@@ -293,9 +300,9 @@ impl Broker {
                 Err(e) => tracing::warn!(error = %e, "could not read key info from the OS keyring; asking Key Vault"),
             }
         }
-        let info = vault.key_info(&profile.certificate).await?;
+        let info = vault.key_info(certificate).await?;
         if info.expires < OffsetDateTime::now_utc() {
-            tracing::warn!(certificate = %profile.certificate, expires = %info.expires, "the certificate has expired; Entra will refuse it");
+            tracing::warn!(certificate = %certificate, expires = %info.expires, "the certificate has expired; Entra will refuse it");
         }
         self.inner.key_info.lock().insert(id, info.clone());
         if let Err(e) = store.save(&info).await {
@@ -305,13 +312,14 @@ impl Broker {
     }
 
     async fn fetch(&self, profile: &ValidProfile, scope: &str, given: Option<&SigningKey>) -> Result<IssuedToken> {
-        let vault = self.vault_clients(profile)?;
+        let target = profile.vault_certificate();
+        let vault = self.vault_clients(&target)?;
         let (http, _) = self.http_for(profile.cloud())?;
         if let Some(key) = given {
             // The caller's key info is theirs to fix; refreshing ours would not help them.
             return self.sign_and_exchange(profile, &vault, &http, key, scope).await;
         }
-        let info = self.key_info_with(profile, &vault, false).await?;
+        let info = self.key_info_with(&target, &vault, false).await?;
         match self
             .sign_and_exchange(profile, &vault, &http, &info.signing_key(), scope)
             .await
@@ -320,7 +328,7 @@ impl Broker {
             // gone: our key info is stale. Refresh it once; a second failure is real.
             Err(Error::Entra(e)) if e.is_key_not_found() => {
                 tracing::info!(profile = %profile.name, "Entra did not accept the cached certificate; refreshing key info and retrying once");
-                let info = self.key_info_with(profile, &vault, true).await?;
+                let info = self.key_info_with(&target, &vault, true).await?;
                 self.sign_and_exchange(profile, &vault, &http, &info.signing_key(), scope)
                     .await
             }
@@ -329,7 +337,7 @@ impl Broker {
                 operation: KeyVaultOperation::Sign,
                 ..
             }) => {
-                let info = self.key_info_with(profile, &vault, true).await?;
+                let info = self.key_info_with(&target, &vault, true).await?;
                 self.sign_and_exchange(profile, &vault, &http, &info.signing_key(), scope)
                     .await
             }
@@ -379,25 +387,25 @@ impl Broker {
         Ok((client, key))
     }
 
-    fn vault_clients(&self, profile: &ValidProfile) -> Result<Arc<VaultClients>> {
-        let cloud = profile.cloud();
-        let vault_url = profile.vault_root().to_string();
+    fn vault_clients(&self, target: &VaultCertificate) -> Result<Arc<VaultClients>> {
+        let cloud = target.cloud();
+        let vault_url = target.vault_root().to_string();
         let (http, ca) = self.http_for(cloud)?;
         let key = VaultKey {
             vault_url: vault_url.clone(),
-            credential: profile.credential,
+            credential: target.credential(),
             cloud: cloud.clone(),
-            tenant: profile.tenant.clone(),
+            tenant: target.tenant().to_string(),
             ca,
         };
         if let Some(clients) = self.inner.vaults.lock().get(&key) {
             return Ok(clients.clone());
         }
         let options = sdk_client_options(http, self.inner.options.key_vault_retry);
-        let credential = key_vault_credential(profile.credential, cloud, &profile.tenant, options.clone())?;
+        let credential = key_vault_credential(target.credential(), cloud, target.tenant(), options.clone())?;
         let clients = Arc::new(VaultClients::new(
             &vault_url,
-            Some(profile.credential),
+            Some(target.credential()),
             credential,
             options,
         )?);

@@ -26,6 +26,8 @@ pub use client_assertion::{KeyVaultAssertion, KeyVaultAssertionOptions};
 pub use cloud::{Cloud, CloudName, CustomCloud};
 pub use error::{EntraError, Error, ErrorClass, FieldError, FieldErrors, KeyVaultOperation, Result, error_chain};
 pub use keyinfo::{KeyInfo, KeyInfoStore, SigningKey, keyring_from_env, platform_keyring};
-pub use profile::{CredentialSource, Profile, ProfileFile, ProfileStore, SigningAlgorithm, ValidProfile, config_dir};
+pub use profile::{
+    CredentialSource, Profile, ProfileFile, ProfileStore, SigningAlgorithm, ValidProfile, VaultCertificate, config_dir,
+};
 pub use secret::SecretString;
 pub use settings::{Settings, SettingsStore};

@@ -251,6 +251,87 @@ impl ValidProfile {
     pub fn into_profile(self) -> Profile {
         self.profile
     }
+
+    /// The certificate this profile signs with, and how to reach its vault.
+    pub fn vault_certificate(&self) -> VaultCertificate {
+        VaultCertificate {
+            cloud: self.cloud.clone(),
+            vault_root: self.vault_root.clone(),
+            certificate: self.profile.certificate.clone(),
+            credential: self.profile.credential,
+            tenant: self.profile.tenant.clone(),
+        }
+    }
+}
+
+/// A certificate in a vault, with the sign-in that reads it: all key info needs (no app, no scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultCertificate {
+    cloud: Cloud,
+    vault_root: Url,
+    certificate: String,
+    credential: CredentialSource,
+    /// The tenant the Key Vault sign-in asks for; empty when not known (the developer tools then use the
+    /// tenant they are signed in to).
+    tenant: String,
+}
+
+impl VaultCertificate {
+    /// For a vault URL already matched against the known clouds ([`Cloud::for_vault_url`]). `tenant` only
+    /// matters to credentials that sign in per tenant (the emulator's); the developer tools use the tenant
+    /// they are signed in to. The certificate name and a given tenant are checked here, both at once.
+    pub fn new(
+        cloud: Cloud,
+        vault_root: Url,
+        certificate: &str,
+        credential: CredentialSource,
+        tenant: Option<&str>,
+    ) -> Result<Self> {
+        let certificate = certificate.trim();
+        let mut tenant = tenant.map(str::trim).unwrap_or_default().to_string();
+        if is_guid(&tenant) {
+            tenant = tenant.to_ascii_lowercase();
+        }
+        let mut errors: Vec<FieldError> = Vec::new();
+        if let Err(e) = validate_certificate_name(certificate) {
+            errors.extend(into_field_errors(e));
+        }
+        if !tenant.is_empty()
+            && let Err(e) = validate_tenant(&tenant)
+        {
+            errors.extend(into_field_errors(e));
+        }
+        if let Some(errors) = FieldErrors::from_vec(errors) {
+            return Err(Error::Invalid(errors));
+        }
+        Ok(Self {
+            cloud,
+            vault_root,
+            certificate: certificate.to_string(),
+            credential,
+            tenant,
+        })
+    }
+
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    pub fn vault_root(&self) -> &Url {
+        &self.vault_root
+    }
+
+    pub fn certificate(&self) -> &str {
+        &self.certificate
+    }
+
+    pub fn credential(&self) -> CredentialSource {
+        self.credential
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
 }
 
 impl std::ops::Deref for ValidProfile {

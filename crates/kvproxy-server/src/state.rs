@@ -34,6 +34,16 @@ impl AppState {
         }
     }
 
+    /// The tenant of a saved profile on `vault_root`, for a .NET key-info request that names none.
+    pub(crate) fn tenant_of_vault(&self, vault_root: &url::Url) -> Option<String> {
+        let file = self.profiles.load().ok()?;
+        file.profiles
+            .values()
+            .filter_map(|p| p.resolve().ok())
+            .find(|p| p.vault_root() == vault_root)
+            .map(|p| p.tenant.clone())
+    }
+
     /// Custom clouds known from profiles (the demo tenant, Azure Stack), for ad-hoc vault URLs.
     pub(crate) fn custom_clouds(&self) -> Vec<Cloud> {
         self.profiles

@@ -8,12 +8,12 @@ use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kvproxy_core::{
     Cloud, CredentialSource, IssuedToken, Profile, SigningAlgorithm, SigningKey, Thumbprints, TokenOptions,
-    ValidProfile,
+    ValidProfile, VaultCertificate,
 };
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -43,17 +43,42 @@ pub struct KvKeyRequest {
     pub skip_cache: bool,
 }
 
-/// `POST /api/Token/kv-key-info`: the key's certificate (same name) is read from the vault.
+/// `POST /api/Token/kv-key-info`: the certificate's key info, asked for once; its `keyId` and `kid` then go
+/// to `kv-key` as `keyUri` and `keyThumbprint` for every token.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KvKeyInfoRequest {
-    pub client_id: String,
-    pub tenant_id: String,
-    pub scopes: Scopes,
-    /// Key id, `https://VAULT.vault.azure.net/keys/NAME[/VERSION]`.
-    pub key_uri: String,
+    /// `https://VAULT.vault.azure.net/`
+    pub key_vault_uri: String,
+    pub certificate_name: String,
+    /// Read the certificate from Key Vault again instead of the cache (after a rotation).
     #[serde(default)]
     pub skip_cache: bool,
+    /// The tenant to sign in to Key Vault in. Optional: the developer tools (`az`, `azd`) use the tenant they
+    /// are signed in to; the demo tenant's vaults default to the tenant of a saved profile on the same vault.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+/// The .NET proxy's `CertificateInfo`, plus the certificate's validity, SHA-256 thumbprint and subject.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateInfo {
+    pub certificate_name: String,
+    /// The certificate's SHA-1 thumbprint, base64url (the `x5t`): pass it to `kv-key` as `keyThumbprint`.
+    #[schema(example = "cwdgNopl1C8jIswB7-8UfLVjFzY")]
+    pub kid: String,
+    /// The versioned key id that signs: pass it to `kv-key` as `keyUri`.
+    #[schema(example = "https://my-vault.vault.azure.net/keys/my-cert/0123456789abcdef0123456789abcdef")]
+    pub key_id: String,
+    /// The certificate's expiry, RFC 3339.
+    pub expires_on: String,
+    /// Start of the certificate's validity, RFC 3339.
+    pub not_before: String,
+    /// The certificate's SHA-256 thumbprint, base64url (the `x5t#S256`); also accepted as `keyThumbprint`.
+    pub x5t_s256: String,
+    /// The certificate's subject, as Key Vault reports it.
+    pub subject: String,
 }
 
 /// `POST /api/Token/kv-certificate`: a certificate by vault and name.
@@ -120,9 +145,9 @@ pub async fn kv_key(
     Ok(respond(&issued, &profile))
 }
 
-/// Token from a key id; the certificate of the same name gives the thumbprint.
+/// Key info of a certificate (cached in memory and the OS keyring like every other key info).
 #[utoipa::path(post, path = "/api/Token/kv-key-info", tag = "dotnet-compatible", request_body = KvKeyInfoRequest,
-    responses((status = 200, body = DotnetTokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = CertificateInfo), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn kv_key_info(
@@ -130,15 +155,42 @@ pub async fn kv_key_info(
     _authorized: Authorized,
     JsonBody(req): JsonBody<KvKeyInfoRequest>,
 ) -> ApiResult<Response> {
-    let (vault_url, key_name, _) = split_key_uri(&req.key_uri, false)?;
-    let target = Target {
-        vault_url: &vault_url,
-        certificate: &key_name,
-        by: Located::ByKey,
-        algorithm: SigningAlgorithm::PS256,
+    let by = Located::ByCertificate;
+    let (cloud, url) =
+        Cloud::for_vault_url(&req.key_vault_uri, &state.custom_clouds()).map_err(|e| dotnet_error(e, by))?;
+    let credential = if cloud.is_emulator() {
+        CredentialSource::Emulator
+    } else {
+        state.credential
     };
-    let profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
-    issue(&state, profile, req.skip_cache).await
+    let saved_tenant;
+    let tenant = match req.tenant_id.as_deref() {
+        Some(given) => Some(given),
+        None if credential == CredentialSource::Emulator => {
+            saved_tenant = state.tenant_of_vault(&url).ok_or_else(|| {
+                ApiError::bad_field(
+                    "tenantId",
+                    "no saved profile uses this demo vault, so its tenant is unknown: give tenantId",
+                )
+            })?;
+            Some(saved_tenant.as_str())
+        }
+        None => None,
+    };
+    let target = VaultCertificate::new(cloud, url, &req.certificate_name, credential, tenant)
+        .map_err(|e| dotnet_error(e, by))?;
+    let info = state.broker.certificate_key_info(&target, req.skip_cache).await?;
+    let format = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+    let body = CertificateInfo {
+        certificate_name: info.certificate.clone(),
+        kid: info.thumbprints.sha1.clone(),
+        key_id: info.key_id.clone(),
+        expires_on: format(info.expires),
+        not_before: format(info.not_before),
+        x5t_s256: info.thumbprints.sha256.clone(),
+        subject: info.subject.clone(),
+    };
+    Ok(Json(body).into_response())
 }
 
 /// Token from a vault and certificate name.

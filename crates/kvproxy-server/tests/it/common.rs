@@ -196,13 +196,11 @@ impl TestServer {
         })
     }
 
-    /// A complete, valid kv-key-info request body (versionless key id).
+    /// A kv-key-info request body as the .NET proxy's clients send it (vault and certificate, nothing else).
     pub fn kv_key_info_body(&self) -> Value {
         serde_json::json!({
-            "clientId": self.client_id,
-            "tenantId": self.tenant,
-            "scopes": SCOPE,
-            "keyUri": format!("{}keys/{CERT}", self.vault_url()),
+            "keyVaultUri": self.vault_url(),
+            "certificateName": CERT,
         })
     }
 

@@ -483,7 +483,7 @@ async fn a_missing_field_is_named_in_camel_case() {
         (
             "/api/Token/kv-key-info",
             s.kv_key_info_body(),
-            &["clientId", "tenantId", "scopes", "keyUri"],
+            &["keyVaultUri", "certificateName"],
         ),
     ];
     for (route, full, fields) in routes {
@@ -657,16 +657,12 @@ async fn vault_urls_off_the_allowlist_are_refused_before_anything_is_sent() {
         .await;
     }
     // Same for the key routes (whatever field they name).
-    for route in ["/api/Token/kv-key", "/api/Token/kv-key-info"] {
-        let mut body = if route.ends_with("kv-key") {
-            s.kv_key_body()
-        } else {
-            s.kv_key_info_body()
-        };
-        body["keyUri"] = json!(format!(
-            "https://evil.localhost:{}/keys/app-cert/0123456789abcdef0123456789abcdef",
-            counter.port
-        ));
+    let evil = format!("https://evil.localhost:{}/", counter.port);
+    let mut kv_key = s.kv_key_body();
+    kv_key["keyUri"] = json!(format!("{evil}keys/app-cert/0123456789abcdef0123456789abcdef"));
+    let mut kv_key_info = s.kv_key_info_body();
+    kv_key_info["keyVaultUri"] = json!(evil);
+    for (route, body) in [("/api/Token/kv-key", kv_key), ("/api/Token/kv-key-info", kv_key_info)] {
         let response = s.post_json(route, &body).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{route}");
     }

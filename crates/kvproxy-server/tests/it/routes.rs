@@ -255,61 +255,129 @@ async fn kv_key_input_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_key_off_allowlist_key_uri_names_key_uri() {
     let s = TestServer::start().await;
-    for route in ["/api/Token/kv-key", "/api/Token/kv-key-info"] {
-        let mut body = if route.ends_with("kv-key") {
-            s.kv_key_body()
-        } else {
-            s.kv_key_info_body()
-        };
-        body["keyUri"] = json!("https://evil.example/keys/app-cert/0123456789abcdef0123456789abcdef");
-        problem(s.post_json(route, &body).send().await.unwrap(), 400, Some("keyUri")).await;
-    }
-    s.assert_emulator_untouched("off-allowlist key ids");
+    let mut body = s.kv_key_body();
+    body["keyUri"] = json!("https://evil.example/keys/app-cert/0123456789abcdef0123456789abcdef");
+    problem(
+        s.post_json("/api/Token/kv-key", &body).send().await.unwrap(),
+        400,
+        Some("keyUri"),
+    )
+    .await;
+    let mut body = s.kv_key_info_body();
+    body["keyVaultUri"] = json!("https://evil.example/");
+    problem(
+        s.post_json("/api/Token/kv-key-info", &body).send().await.unwrap(),
+        400,
+        Some("keyVaultUri"),
+    )
+    .await;
+    s.assert_emulator_untouched("off-allowlist vaults");
 }
 
+/// The .NET proxy's fast path: key info once, then `kv-key` with its `keyId` and `kid` for every token,
+/// which costs one sign and one token request and never reads the certificate again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kv_key_info_reads_the_certificate_of_the_key() {
+async fn kv_key_info_answers_key_info_that_kv_key_takes_unchanged() {
     let s = TestServer::start().await;
-    let body = ok_json(
+    let info = ok_json(
         s.post_json("/api/Token/kv-key-info", &s.kv_key_info_body())
             .send()
             .await
             .unwrap(),
     )
     .await;
-    check_dotnet_answer(&body, &s.client_id);
+    assert_eq!(info["certificateName"], CERT);
+    assert_eq!(
+        info["kid"],
+        s.cert.x5t.as_str(),
+        "kid is the base64url SHA-1 thumbprint"
+    );
+    assert_eq!(info["keyId"], s.cert.kid.as_str(), "keyId is the versioned key id");
+    assert_eq!(info["x5tS256"], s.cert.x5t_s256.as_str());
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let expires = time::OffsetDateTime::parse(info["expiresOn"].as_str().unwrap(), rfc3339).unwrap();
+    let not_before = time::OffsetDateTime::parse(info["notBefore"].as_str().unwrap(), rfc3339).unwrap();
+    assert_eq!(expires.unix_timestamp(), s.cert.expires.unix_timestamp());
+    assert_eq!(not_before.unix_timestamp(), s.cert.not_before.unix_timestamp());
+    assert!(
+        info["subject"].as_str().is_some_and(|subject| subject.contains("CN=")),
+        "{info}"
+    );
     assert_eq!(s.emulator.count(Route::GetCertificate), 1);
-    assert_eq!(s.emulator.count(Route::Sign), 1);
 
-    // A versioned key id works too (the version is informational here).
-    let mut req = s.kv_key_info_body();
-    req["keyUri"] = json!(s.cert.kid);
-    req["skipCache"] = json!(true);
-    let again = ok_json(s.post_json("/api/Token/kv-key-info", &req).send().await.unwrap()).await;
-    assert_ne!(again["access_token"], body["access_token"]);
+    // Cached: a second call does not reach Key Vault; skipCache does.
+    let cached = ok_json(
+        s.post_json("/api/Token/kv-key-info", &s.kv_key_info_body())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(cached, info);
+    assert_eq!(s.emulator.count(Route::GetCertificate), 1);
+    let mut refresh = s.kv_key_info_body();
+    refresh["skipCache"] = json!(true);
+    ok_json(s.post_json("/api/Token/kv-key-info", &refresh).send().await.unwrap()).await;
+    assert_eq!(s.emulator.count(Route::GetCertificate), 2);
+    assert_eq!(s.emulator.count(Route::Sign), 0, "key info signs nothing");
 
-    for (key_uri, field) in [
-        (format!("{}certificates/{CERT}", s.vault_url()), "keyUri"),
-        ("https://".to_string(), "keyUri"),
-    ] {
-        let mut req = s.kv_key_info_body();
-        req["keyUri"] = json!(key_uri);
+    // Step two, with the answer's values as they are.
+    let mut token_request = s.kv_key_body();
+    token_request["keyUri"] = info["keyId"].clone();
+    token_request["keyThumbprint"] = info["kid"].clone();
+    let body = ok_json(s.post_json("/api/Token/kv-key", &token_request).send().await.unwrap()).await;
+    check_dotnet_answer(&body, &s.client_id);
+    assert_eq!(s.emulator.count(Route::GetCertificate), 2);
+    assert_eq!((s.emulator.count(Route::Sign), s.emulator.count(Route::Token)), (1, 1));
+    // The SHA-256 thumbprint works as well (a PS256 assertion).
+    token_request["keyThumbprint"] = info["x5tS256"].clone();
+    check_dotnet_answer(
+        &ok_json(s.post_json("/api/Token/kv-key", &token_request).send().await.unwrap()).await,
+        &s.client_id,
+    );
+    assert_eq!(s.emulator.count(Route::Token), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_key_info_input_errors_name_the_field() {
+    let s = TestServer::start().await;
+    let with = |field: &str, value: Value| {
+        let mut body = s.kv_key_info_body();
+        body[field] = value;
+        body
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (with("certificateName", json!("no such/name")), "certificateName"),
+        (with("certificateName", json!("")), "certificateName"),
+        (
+            with("keyVaultUri", json!("http://testvault.vault.localhost/")),
+            "keyVaultUri",
+        ),
+        (with("tenantId", json!("common")), "tenantId"),
+        (with("skipCache", json!("yes")), "skipCache"),
+        (with("clientId", json!(s.client_id)), "clientId"),
+    ];
+    for (body, field) in cases {
         problem(
-            s.post_json("/api/Token/kv-key-info", &req).send().await.unwrap(),
+            s.post_json("/api/Token/kv-key-info", &body).send().await.unwrap(),
             400,
             Some(field),
         )
         .await;
     }
-    // A key whose certificate does not exist: Key Vault refuses.
-    let mut req = s.kv_key_info_body();
-    req["keyUri"] = json!(format!("{}keys/missing-cert", s.vault_url()));
-    problem(
-        s.post_json("/api/Token/kv-key-info", &req).send().await.unwrap(),
+    s.assert_emulator_untouched("kv-key-info input errors");
+    // A certificate the vault does not have: Key Vault refuses, and the answer says it was Key Vault.
+    let missing = with("certificateName", json!("missing-cert"));
+    let refused = problem(
+        s.post_json("/api/Token/kv-key-info", &missing).send().await.unwrap(),
         502,
         None,
     )
     .await;
+    assert!(
+        refused["detail"].as_str().unwrap_or_default().contains("missing-cert"),
+        "{refused}"
+    );
 }
 
 /// kv-key pins key info with only a SHA-1 thumbprint. That must not degrade later PS256 requests for
