@@ -103,6 +103,7 @@ pub fn run() -> tauri::Result<()> {
             }
             let started = desktop.clone();
             tauri::async_runtime::spawn(async move {
+                started.start_agent().await;
                 started.start_api().await;
                 started.demo_if_saved().await;
                 started.changed();

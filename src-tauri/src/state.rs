@@ -11,6 +11,7 @@ use kvproxy_core::{
     Broker, Error as CoreError, Profile, ProfileFile, ProfileStore, SecretString, Settings, SettingsStore,
     TokenOptions, keyring_from_env,
 };
+use kvproxy_server::agent::{self, AgentContext, AgentServer};
 use kvproxy_server::demo::{DEMO_PORT, DemoTenant, demo_port_of};
 use kvproxy_server::{ActivityRecord, ApiKeySource, AppState, RunningServer, ServerConfig, resolve_api_key};
 use parking_lot::{Mutex, RwLock};
@@ -96,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) server_state: AppState,
     server_config: RwLock<ServerConfig>,
     api: tokio::sync::Mutex<Option<RunningServer>>,
+    /// Answers `kvproxy token` / `key-info` / `api-key rotate` over the user's own socket.
+    agent: tokio::sync::Mutex<Option<AgentServer>>,
     api_port: RwLock<Option<u16>>,
     /// The port of the first successful start: a resumed API comes back where clients expect it, also
     /// when the setting was 0 (any free port).
@@ -203,6 +206,7 @@ impl Desktop {
                 server_state,
                 server_config: RwLock::new(server_config),
                 api: tokio::sync::Mutex::new(None),
+                agent: tokio::sync::Mutex::new(None),
                 api_port: RwLock::new(None),
                 first_port: RwLock::new(None),
                 api_tried: AtomicBool::new(false),
@@ -344,6 +348,42 @@ impl Desktop {
             tray: self.inner.tray,
             notices: self.inner.notices.lock().clone(),
             clipboard_clear_secs: self.inner.settings.read().clipboard_clear_secs,
+        }
+    }
+
+    // ---- the CLI's agent --------------------------------------------------------------------------------
+
+    /// Lets `kvproxy token` and `kvproxy key-info` use this app's caches, and `kvproxy api-key rotate` change
+    /// the running API's key. Independent of the API's pause: the socket is the user's own. When it cannot
+    /// start (another agent, an unsafe directory) the CLI still works, in-process; the reason is logged.
+    pub async fn start_agent(&self) {
+        let mut slot = self.inner.agent.lock().await;
+        if slot.is_some() {
+            return;
+        }
+        let path = match agent::default_socket_path() {
+            Ok(path) => path,
+            Err(e) => {
+                eprintln!("agent: {e}");
+                return;
+            }
+        };
+        let mut context = AgentContext::new(self.inner.server_state.clone(), self.inner.api_key_source);
+        // Weak: the agent lives inside the app's state, and must not keep it alive.
+        let app = Arc::downgrade(&self.inner);
+        context.on_key_rotated = Some(Arc::new(move || {
+            if let Some(inner) = app.upgrade() {
+                let desktop = Desktop { inner };
+                desktop.notify("API key rotated", "kvproxy api-key rotate: clients need the new key.");
+                desktop.changed();
+            }
+        }));
+        match AgentServer::start(context, path).await {
+            Ok(server) => {
+                crate::say(format!("agent: listening on {}", server.path().display()));
+                *slot = Some(server);
+            }
+            Err(e) => eprintln!("agent: {e}; kvproxy commands will mint tokens themselves"),
         }
     }
 
@@ -584,6 +624,7 @@ impl Desktop {
     }
 
     pub async fn shutdown(&self) {
+        self.inner.agent.lock().await.take();
         self.stop_api().await;
         if let Some(tenant) = self.inner.demo.lock().await.take() {
             tenant.shutdown().await;

@@ -126,6 +126,9 @@ pub struct TokenArgs {
     /// Print token, expiry, scope and decoded claims as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Mint the token in this process instead of asking the running app (or `kvproxy serve`) first.
+    #[arg(long)]
+    pub no_agent: bool,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +139,9 @@ pub struct KeyInfoArgs {
     pub refresh: bool,
     #[arg(long)]
     pub json: bool,
+    /// Read key info in this process instead of asking the running app (or `kvproxy serve`) first.
+    #[arg(long)]
+    pub no_agent: bool,
 }
 
 #[derive(Debug, Args)]
@@ -174,7 +180,7 @@ pub struct EnvArgs {
 pub enum ApiKeyCommand {
     /// Print the API key (created on first use).
     Show,
-    /// Replace the API key; a running server picks up the new one after restart.
+    /// Replace the API key; a running app or `kvproxy serve` is told and takes it at once.
     Rotate,
 }
 

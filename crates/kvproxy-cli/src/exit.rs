@@ -13,7 +13,11 @@ pub const NETWORK: u8 = 4;
 pub const LOCAL: u8 = 5;
 
 pub fn code_for(error: &anyhow::Error) -> u8 {
-    match error.downcast_ref::<Error>().map(Error::class) {
+    let class = error
+        .downcast_ref::<Error>()
+        .map(Error::class)
+        .or_else(|| error.downcast_ref::<AgentFailure>().map(|f| f.class));
+    match class {
         Some(ErrorClass::Input) => INPUT,
         Some(ErrorClass::Auth) => AUTH,
         Some(ErrorClass::Network) => NETWORK,
@@ -39,3 +43,19 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// An error the running app reported for us (`kvproxy token` served by the agent): printed and classed
+/// exactly as if this process had made it.
+#[derive(Debug)]
+pub struct AgentFailure {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl std::fmt::Display for AgentFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AgentFailure {}

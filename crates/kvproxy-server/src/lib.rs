@@ -5,6 +5,7 @@
 //! the App Service managed-identity protocol.
 
 pub mod activity;
+pub mod agent;
 pub mod api_key;
 pub mod demo;
 mod guard;

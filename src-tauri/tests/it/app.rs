@@ -313,6 +313,19 @@ fn tray_copies_a_token_that_the_api_serves_from_the_same_cache() {
     );
     assert_eq!(tenant.emulator().count(Route::Sign), 1, "tray and API share one sign");
     assert_eq!(tenant.emulator().count(Route::Token), 1);
+    // `kvproxy token` asks the app over its agent socket and prints the same cached token.
+    let cli = session
+        .command(kvproxy_bin())
+        .args(["token", "my_api"])
+        .output()
+        .expect("run kvproxy token");
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert_eq!(String::from_utf8_lossy(&cli.stdout).trim(), token);
+    assert_eq!(
+        tenant.emulator().count(Route::Sign),
+        1,
+        "the CLI was served from the app's cache"
+    );
     assert_eq!(
         http_get(port, "/api/profiles/my_api/token", None).map(|r| r.0),
         Some(401)

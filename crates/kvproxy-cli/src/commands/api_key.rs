@@ -1,10 +1,12 @@
 //! `kvproxy api-key show|rotate`
 
+use super::agent::ask_agent;
 use crate::args::ApiKeyCommand;
 use kvproxy_core::Error;
 use kvproxy_server::ApiKeyStore;
+use kvproxy_server::agent::protocol::{Request, Response};
 
-pub fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
+pub async fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
     let store = super::keyring().ok_or_else(|| {
         Error::Keyring("no OS keyring: the API key lives there. Start a desktop session (gnome-keyring/KWallet), or set KVPROXY_API_KEY for `kvproxy serve`".into())
     })?;
@@ -12,8 +14,19 @@ pub fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
     match command {
         ApiKeyCommand::Show => println!("{}", keys.get_or_create()?.expose()),
         ApiKeyCommand::Rotate => {
-            println!("{}", keys.rotate()?.expose());
-            eprintln!("the old API key no longer works once `kvproxy serve` or the KeyVault Proxy app is restarted");
+            let key = keys.rotate()?;
+            println!("{}", key.expose());
+            let told = ask_agent(Request::ApiKeyRotated {
+                api_key: key.expose().to_string(),
+            })
+            .await?;
+            if matches!(told, Some(Response::ApiKeyApplied)) {
+                eprintln!("the running app (or kvproxy serve) took the new key: the old one no longer works");
+            } else {
+                eprintln!(
+                    "no running app or kvproxy serve took the new key: one that is running keeps the old key until restarted"
+                );
+            }
         }
     }
     Ok(())

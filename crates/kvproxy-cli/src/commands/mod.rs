@@ -1,5 +1,6 @@
 //! One file per command; this one dispatches and builds what they share.
 
+mod agent;
 mod api_key;
 mod demo;
 mod env;
@@ -18,7 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::KeyInfo(args) => key_info::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Env(args) => env::run(args),
-        Command::ApiKey(command) => api_key::run(command),
+        Command::ApiKey(command) => api_key::run(command).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::args::ServeArgs;
 use kvproxy_core::CredentialSource;
+use kvproxy_server::agent::{self, AgentContext, AgentServer};
 use kvproxy_server::{AppState, BindError, RunningServer, ServerConfig};
 use std::net::IpAddr;
 
@@ -29,6 +30,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut state = AppState::new(super::broker(), super::store()?, api_key, args.port);
     state.extra_hosts = exposed;
     state.credential = CredentialSource::Auto;
+    let agent_context = AgentContext::new(state.clone(), key_source);
     let server = RunningServer::start(state, &config).await.map_err(|e| match e {
         BindError::NotLoopback(_) => anyhow::Error::new(crate::exit::UsageError(e.to_string())),
         other => anyhow::Error::new(other),
@@ -38,6 +40,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     println!("Swagger UI:  {}/swagger/index.html", server.base_url());
     println!("API key:     {key_source}");
+    // The CLI's agent: `kvproxy token` on this machine asks this server first. Serving goes on without it.
+    let _agent = match agent::default_socket_path() {
+        Ok(path) => match AgentServer::start(agent_context, path).await {
+            Ok(agent) => {
+                println!(
+                    "CLI agent:   {} (kvproxy token uses this server's cache)",
+                    agent.path().display()
+                );
+                Some(agent)
+            }
+            Err(e) => {
+                eprintln!("note: {e}; kvproxy token will mint in its own process");
+                None
+            }
+        },
+        Err(e) => {
+            eprintln!("note: {e}; kvproxy token will mint in its own process");
+            None
+        }
+    };
     println!("ready. Press Ctrl-C to stop.");
     server.stop_on(shutdown_signal()).await?;
     eprintln!("stopped");

@@ -25,11 +25,18 @@ impl Drop for Server {
 }
 
 fn start_server(env: &TestEnv) -> Server {
-    let mut child = std::process::Command::new(KVPROXY)
+    let mut command = std::process::Command::new(KVPROXY);
+    command.env("KVPROXY_KEYRING", "off").env("KVPROXY_API_KEY", KEY);
+    start_server_with(env, command)
+}
+
+/// `kvproxy serve` on a free port with this test's config dir and agent socket; `command` brings the API
+/// key and keyring settings.
+fn start_server_with(env: &TestEnv, mut command: std::process::Command) -> Server {
+    let mut child = command
         .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
         .env("KVPROXY_CONFIG_DIR", env.config_dir())
-        .env("KVPROXY_KEYRING", "off")
-        .env("KVPROXY_API_KEY", KEY)
+        .env("KVPROXY_AGENT_SOCKET", env.agent_socket())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -185,10 +192,82 @@ fn api_key_lives_in_the_os_keyring_and_rotates() {
     let first = show();
     assert_eq!(first.len(), 43, "256 bits, base64url: {first}");
     assert_eq!(show(), first, "created once, then reused");
-    let (rotated, _) = run_ok(env.kvproxy_with_keyring().args(["api-key", "rotate"]));
+    let (rotated, note) = run_ok(env.kvproxy_with_keyring().args(["api-key", "rotate"]));
     let rotated = rotated.trim().to_string();
     assert_ne!(rotated, first);
     assert_eq!(show(), rotated);
+    assert!(note.contains("no running app"), "{note}");
+
+    // With a server running on the keyring's key, a rotation reaches it at once over the agent socket.
+    let mut command = std::process::Command::new(KVPROXY);
+    command.env_remove("KVPROXY_API_KEY");
+    let server = start_server_with(&env, command);
+    let token_route = "/api/profiles/none/token";
+    assert_eq!(
+        http(server.port, token_route, &[("X-Api-Key", &rotated)]).0,
+        404,
+        "the key in use"
+    );
+    let (newest, note) = run_ok(env.kvproxy_with_keyring().args(["api-key", "rotate"]));
+    let newest = newest.trim().to_string();
+    assert!(note.contains("took the new key"), "{note}");
+    assert_eq!(
+        http(server.port, token_route, &[("X-Api-Key", &rotated)]).0,
+        401,
+        "the old key is refused"
+    );
+    assert_eq!(http(server.port, token_route, &[("X-Api-Key", &newest)]).0, 404);
+}
+
+/// `kvproxy token` and `key-info` ask the running server first (same output, same exit codes), fall back to
+/// minting in-process when it is gone, and `--no-agent` skips it.
+#[test]
+fn token_and_key_info_are_served_by_the_running_server() {
+    let env = TestEnv::new();
+    let _demo = env.start_demo();
+    let mut server = start_server(&env);
+    assert!(server.banner.join("\n").contains("CLI agent:"), "{:?}", server.banner);
+    let agent_calls = || {
+        let (status, body) = http(server.port, "/api/activity", &[("X-Api-Key", KEY)]);
+        assert_eq!(status, 200, "{body}");
+        body.matches("agent: token").count()
+    };
+
+    let token = |extra: &[&str]| run_ok(env.kvproxy().args(["token", "demo"]).args(extra));
+    let (first, note) = token(&[]);
+    let (second, _) = token(&[]);
+    assert_eq!(first, second, "the server's cached token");
+    assert!(note.contains("DEMO token"), "{note}");
+    assert_eq!(agent_calls(), 2);
+    let (own, own_note) = token(&["--no-agent"]);
+    assert_ne!(own, first, "--no-agent mints in this process");
+    assert_eq!(own_note, note, "the same notes either way");
+    assert_eq!(agent_calls(), 2);
+    let json = crate::support::run_json(env.kvproxy().args(["token", "demo", "--json"]));
+    assert_eq!(json["access_token"].as_str(), Some(first.trim()));
+    assert!(json["expires_in"].as_i64().is_some_and(|s| s > 0), "{json}");
+
+    // Errors: the same line and exit code as in-process.
+    let served = run_fail(env.kvproxy().args(["token", "nope"]), 2);
+    let own = run_fail(env.kvproxy().args(["token", "nope", "--no-agent"]), 2);
+    assert_eq!(served, own);
+
+    let (info, _) = run_ok(env.kvproxy().args(["key-info", "demo"]));
+    let (own_info, _) = run_ok(env.kvproxy().args(["key-info", "demo", "--no-agent"]));
+    assert_eq!(info, own_info);
+    assert!(info.contains("x5t#S256"), "{info}");
+
+    // The server dies without cleaning up: its socket is stale, the CLI removes it and mints itself.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert!(env.agent_socket().exists());
+    let (after, note) = token(&[]);
+    assert_eq!(after.trim().split('.').count(), 3, "{after}");
+    assert!(
+        !note.contains("not using the running app"),
+        "a gone app is no news: {note}"
+    );
+    assert!(!env.agent_socket().exists(), "the stale socket was removed");
 }
 
 #[test]

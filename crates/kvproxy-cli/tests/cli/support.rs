@@ -53,10 +53,17 @@ impl TestEnv {
         self.config_dir().join("demo-ca.pem")
     }
 
-    /// `kvproxy` with this config dir and the OS keyring off.
+    /// Where this test's `kvproxy serve` listens for the CLI, instead of the user's own runtime directory
+    /// (a KeyVault Proxy app running on the test machine must not answer the tests).
+    pub fn agent_socket(&self) -> PathBuf {
+        self.config_dir().join("run").join("agent.sock")
+    }
+
+    /// `kvproxy` with this config dir, this test's agent socket and the OS keyring off.
     pub fn kvproxy(&self) -> Command {
         let mut cmd = Command::new(KVPROXY);
         cmd.env("KVPROXY_CONFIG_DIR", self.config_dir())
+            .env("KVPROXY_AGENT_SOCKET", self.agent_socket())
             .env("KVPROXY_KEYRING", "off")
             .env_remove("RUST_LOG")
             .timeout(COMMAND_TIMEOUT);
@@ -75,6 +82,7 @@ impl TestEnv {
         let mut command = std::process::Command::new(KVPROXY);
         command
             .env("KVPROXY_CONFIG_DIR", self.config_dir())
+            .env("KVPROXY_AGENT_SOCKET", self.agent_socket())
             .env("KVPROXY_KEYRING", "off")
             .env_remove("RUST_LOG");
         Demo::start(command)

@@ -2,6 +2,7 @@
 //! managed-identity credential. (`no_secrets_in_logs` is a binary of its own: it owns the process-wide
 //! log subscriber.)
 
+mod agent;
 mod common;
 mod lockdown;
 mod routes;

@@ -1,0 +1,252 @@
+//! The agent: the running app (or `kvproxy serve`) answers the `kvproxy` CLI over a channel only this user
+//! can open, so `kvproxy token` serves the app's cached token instead of signing in to Key Vault and minting
+//! one per process.
+//!
+//! Not the TCP port: while the app is down any local process may listen on 127.0.0.1:5616, and a CLI that
+//! sent its API key there would hand it over. On Unix the channel is a socket in a directory only the user
+//! can enter (`$XDG_RUNTIME_DIR/kvproxy/`, mode 0700; the socket 0600), and both ends check the other's uid
+//! (`SO_PEERCRED` / `getpeereid`). On Windows it is a named pipe whose ACL admits only the current user.
+
+pub mod protocol;
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
+
+#[cfg(unix)]
+pub use unix::{AgentServer, ask, default_socket_path};
+#[cfg(windows)]
+pub use windows::{AgentServer, ask, default_socket_path};
+
+use crate::ActivityRecord;
+use crate::api_key::ApiKeySource;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use kvproxy_core::SecretString;
+use kvproxy_core::TokenOptions;
+use protocol::{
+    Envelope, FrameError, Hello, PROTOCOL_VERSION, Request, Response, TokenAnswer, read_message, write_message,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::time::timeout;
+
+/// How long a client waits for the agent's first line. Generous for a busy machine, short enough that a
+/// hung agent costs a script one second before it falls back.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a client waits for an answer once the agent has greeted it: a cold token may take the broker's
+/// own retries and timeouts; this only stops a client waiting forever on an agent that stalled.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the agent waits for a client's request after greeting it, so an idle connection cannot pin a task.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The environment variable that moves the socket (tests; several app instances).
+pub const SOCKET_ENV: &str = "KVPROXY_AGENT_SOCKET";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(
+        "{dir} is open to other users (mode {mode:o}): the agent socket needs a directory only you can enter; run `chmod 700 {dir}`"
+    )]
+    OpenDirectory { dir: PathBuf, mode: u32 },
+    #[error("{dir} belongs to another user: the agent socket needs a directory of your own")]
+    ForeignDirectory { dir: PathBuf },
+    #[error("another KeyVault Proxy agent already answers on {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("no place for the agent socket: {0}")]
+    NoRuntimeDir(String),
+    #[error("agent socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What became of a question to the agent.
+#[derive(Debug)]
+pub enum Outcome {
+    Answered(Response),
+    /// Nothing listens (no socket, or a stale one, now removed): the client does the work, silently.
+    NoAgent,
+    /// Something is there but did not answer properly: the client does the work and says why in one line.
+    Failed(String),
+}
+
+/// What the agent serves from: the API's own state, so the CLI shares its token cache, key info and key.
+#[derive(Clone)]
+pub struct AgentContext {
+    pub state: AppState,
+    /// Where the API key came from: a key from `KVPROXY_API_KEY` is not the keyring's to replace.
+    pub api_key_source: ApiKeySource,
+    /// Called after a rotation was applied (the app refreshes its window).
+    pub on_key_rotated: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl AgentContext {
+    pub fn new(state: AppState, api_key_source: ApiKeySource) -> Self {
+        Self {
+            state,
+            api_key_source,
+            on_key_rotated: None,
+        }
+    }
+
+    /// Answers one request; every failure is an answer too, so the client can print it as its own.
+    pub async fn answer(&self, envelope: Envelope) -> Response {
+        if envelope.protocol != PROTOCOL_VERSION {
+            return Response::Unavailable {
+                reason: format!(
+                    "the running app speaks agent protocol {PROTOCOL_VERSION}, this kvproxy {}",
+                    envelope.protocol
+                ),
+            };
+        }
+        if !matches!(envelope.request, Request::ApiKeyRotated { .. })
+            && envelope.profiles_file != self.state.profiles.path()
+        {
+            return Response::Unavailable {
+                reason: format!(
+                    "the running app reads {}, this kvproxy {}",
+                    self.state.profiles.path().display(),
+                    envelope.profiles_file.display()
+                ),
+            };
+        }
+        let started = Instant::now();
+        let (route, profile_hint) = match &envelope.request {
+            Request::Token { profile, .. } => ("agent: token", profile.clone()),
+            Request::KeyInfo { profile, .. } => ("agent: key-info", profile.clone()),
+            Request::ApiKeyRotated { .. } => ("agent: api-key rotate", None),
+        };
+        let (response, status) = match self.respond(envelope.request).await {
+            Ok(response) => (response, 200),
+            Err(e) => {
+                let response = Response::Error {
+                    class: e.class(),
+                    message: kvproxy_core::error_chain(&e).replace(['\n', '\r'], " "),
+                };
+                (response, ApiError::from(e).status.as_u16())
+            }
+        };
+        let (status, profile) = match &response {
+            Response::Token(token) => (status, Some(token.profile.clone())),
+            Response::KeyInfo { profile, .. } => (status, Some(profile.clone())),
+            Response::Unavailable { .. } => (409, profile_hint),
+            _ => (status, profile_hint),
+        };
+        self.state.activity.push(ActivityRecord {
+            time: ActivityRecord::now(),
+            method: "AGENT".into(),
+            route: route.into(),
+            profile,
+            user_agent: Some("kvproxy (CLI)".into()),
+            status,
+            duration_ms: started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
+        });
+        response
+    }
+
+    async fn respond(&self, request: Request) -> kvproxy_core::Result<Response> {
+        let profiles = &self.state.profiles;
+        match request {
+            Request::Token { profile, scope } => {
+                let profile = profiles.get_or_default(profile.as_deref())?.resolve()?;
+                let token = self
+                    .state
+                    .broker
+                    .token(&profile, scope.as_deref(), TokenOptions::default())
+                    .await?;
+                Ok(Response::Token(TokenAnswer::from(token)))
+            }
+            Request::KeyInfo { profile, refresh } => {
+                let profile = profiles.get_or_default(profile.as_deref())?.resolve()?;
+                let info = self.state.broker.key_info(&profile, refresh).await?;
+                Ok(Response::KeyInfo {
+                    profile: profile.name.clone(),
+                    info,
+                })
+            }
+            Request::ApiKeyRotated { api_key } => {
+                if self.api_key_source == ApiKeySource::Environment {
+                    return Ok(Response::Unavailable {
+                        reason: "the running API's key comes from KVPROXY_API_KEY; change it there and restart it"
+                            .into(),
+                    });
+                }
+                if api_key.len() < crate::api_key::MIN_API_KEY_LEN {
+                    return Err(kvproxy_core::Error::invalid("api_key", "the new API key is too short"));
+                }
+                *self.state.api_key.write() = SecretString::new(api_key);
+                tracing::info!("agent: the API key was rotated by kvproxy api-key rotate");
+                if let Some(hook) = &self.on_key_rotated {
+                    hook();
+                }
+                Ok(Response::ApiKeyApplied)
+            }
+        }
+    }
+}
+
+/// The agent's side of one connection: greet, read one request, answer it.
+pub(crate) async fn serve_stream(
+    context: &AgentContext,
+    reader: impl tokio::io::AsyncRead + Unpin,
+    mut writer: impl tokio::io::AsyncWrite + Unpin,
+) -> Result<(), FrameError> {
+    let mut reader = tokio::io::BufReader::new(reader);
+    let hello = Hello {
+        protocol: PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").into(),
+        pid: std::process::id(),
+    };
+    write_message(&mut writer, &hello).await?;
+    let response = match timeout(REQUEST_TIMEOUT, read_message::<Envelope>(&mut reader)).await {
+        Err(_) => return Ok(()),
+        Ok(Err(FrameError::Invalid(e))) => Response::Unavailable {
+            reason: format!("the running app could not read the request: {e}"),
+        },
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(envelope)) => context.answer(envelope).await,
+    };
+    write_message(&mut writer, &response).await
+}
+
+/// The client's side of one connection: wait briefly for the greeting, send the request, wait for the answer.
+pub(crate) async fn converse(
+    reader: impl tokio::io::AsyncRead + Unpin,
+    mut writer: impl tokio::io::AsyncWrite + Unpin,
+    envelope: &Envelope,
+) -> Outcome {
+    let mut reader = tokio::io::BufReader::new(reader);
+    let hello = match timeout(HELLO_TIMEOUT, read_message::<Hello>(&mut reader)).await {
+        Err(_) => return Outcome::Failed(format!("the running app did not answer within {HELLO_TIMEOUT:?}")),
+        Ok(Err(e)) => return Outcome::Failed(format!("the running app's greeting: {e}")),
+        Ok(Ok(hello)) => hello,
+    };
+    if hello.protocol != PROTOCOL_VERSION {
+        return Outcome::Failed(format!(
+            "the running app (version {}) speaks agent protocol {}, this kvproxy {PROTOCOL_VERSION}",
+            hello.version, hello.protocol
+        ));
+    }
+    if let Err(e) = timeout(HELLO_TIMEOUT, write_message(&mut writer, envelope))
+        .await
+        .unwrap_or(Err(FrameError::Closed))
+    {
+        return Outcome::Failed(format!("sending the request: {e}"));
+    }
+    match timeout(ANSWER_TIMEOUT, read_message::<Response>(&mut reader)).await {
+        Err(_) => Outcome::Failed(format!("the running app did not answer within {ANSWER_TIMEOUT:?}")),
+        Ok(Err(e)) => Outcome::Failed(format!("the running app's answer: {e}")),
+        Ok(Ok(response)) => Outcome::Answered(response),
+    }
+}
+
+/// Resolves once the agent's owner asks it to stop (or is gone).
+pub(crate) async fn stop_requested(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,189 @@
+//! The agent over a Unix socket in a directory only the user can enter.
+
+use super::protocol::Envelope;
+use super::protocol::FrameError;
+use super::{AgentContext, AgentError, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse, serve_stream, stop_requested};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio::time::timeout;
+
+fn own_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// `KVPROXY_AGENT_SOCKET`, else `$XDG_RUNTIME_DIR/kvproxy/agent.sock`, else `kvproxy-UID/agent.sock` in the
+/// temporary directory (macOS has no `XDG_RUNTIME_DIR`, and its `$TMPDIR` is per user already).
+pub fn default_socket_path() -> Result<PathBuf, AgentError> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(path) = non_empty(SOCKET_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    let dir = match non_empty("XDG_RUNTIME_DIR") {
+        Some(runtime) => PathBuf::from(runtime).join("kvproxy"),
+        None => std::env::temp_dir().join(format!("kvproxy-{}", own_uid())),
+    };
+    Ok(dir.join("agent.sock"))
+}
+
+fn parent_of(path: &Path) -> Result<&Path, AgentError> {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| AgentError::NoRuntimeDir(format!("'{}' has no directory", path.display())))
+}
+
+/// The directory must be ours and closed to everyone else: that, not the socket's own mode (which some
+/// systems ignore), is what keeps other users out.
+fn check_private_dir(dir: &Path) -> Result<(), AgentError> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| AgentError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() || meta.uid() != own_uid() {
+        return Err(AgentError::ForeignDirectory { dir: dir.to_path_buf() });
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(AgentError::OpenDirectory {
+            dir: dir.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), AgentError> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(AgentError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    check_private_dir(dir)
+}
+
+/// The agent, listening. Dropping it stops it and removes its socket (unless another agent has since
+/// replaced the file).
+pub struct AgentServer {
+    path: PathBuf,
+    /// Device and inode of the socket we bound, so we never remove someone else's.
+    identity: (u64, u64),
+    stop: watch::Sender<bool>,
+}
+
+impl AgentServer {
+    /// Listens on `path`. A socket left behind by an agent that died is replaced; a live agent is not.
+    pub async fn start(context: AgentContext, path: PathBuf) -> Result<Self, AgentError> {
+        create_private_dir(parent_of(&path)?)?;
+        let io = |source| AgentError::Io {
+            path: path.clone(),
+            source,
+        };
+        let listener = match UnixListener::bind(&path) {
+            Ok(listener) => listener,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                if UnixStream::connect(&path).await.is_ok() {
+                    return Err(AgentError::AlreadyRunning(path));
+                }
+                tracing::info!(socket = %path.display(), "removing the socket of an agent that is gone");
+                std::fs::remove_file(&path).map_err(io)?;
+                UnixListener::bind(&path).map_err(io)?
+            }
+            Err(e) => return Err(io(e)),
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        let meta = std::fs::symlink_metadata(&path).map_err(io)?;
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            let stop_requested = stop_requested(stopped);
+            tokio::pin!(stop_requested);
+            loop {
+                tokio::select! {
+                    _ = &mut stop_requested => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let context = context.clone();
+                            tokio::spawn(async move {
+                                if let Err(e) = serve_connection(&context, stream).await {
+                                    tracing::debug!(error = %e, "agent connection ended early");
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "agent: accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    },
+                }
+            }
+        });
+        Ok(Self {
+            path,
+            identity: (meta.dev(), meta.ino()),
+            stop,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for AgentServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && (meta.dev(), meta.ino()) == self.identity
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+async fn serve_connection(context: &AgentContext, stream: UnixStream) -> Result<(), FrameError> {
+    let peer = stream.peer_cred()?;
+    if peer.uid() != own_uid() {
+        // The directory's mode should make this impossible; if it happens, say so once and answer nothing.
+        tracing::warn!(peer_uid = peer.uid(), "agent: refused a connection from another user");
+        return Ok(());
+    }
+    let (reader, writer) = stream.into_split();
+    serve_stream(context, reader, writer).await
+}
+
+/// Asks the agent at `path`. Never waits longer than [`HELLO_TIMEOUT`] for a sign of life, nor longer than
+/// [`ANSWER_TIMEOUT`](super::ANSWER_TIMEOUT) for the answer.
+pub async fn ask(path: &Path, envelope: &Envelope) -> Outcome {
+    let Ok(dir) = parent_of(path) else {
+        return Outcome::NoAgent;
+    };
+    match check_private_dir(dir) {
+        Ok(()) => {}
+        Err(AgentError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Outcome::NoAgent,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    }
+    let stream = match timeout(HELLO_TIMEOUT, UnixStream::connect(path)).await {
+        Err(_) => return Outcome::Failed(format!("{} did not accept within {HELLO_TIMEOUT:?}", path.display())),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::NoAgent,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            // The app that made this socket is gone.
+            let _ = std::fs::remove_file(path);
+            return Outcome::NoAgent;
+        }
+        Ok(Err(e)) => return Outcome::Failed(format!("{}: {e}", path.display())),
+        Ok(Ok(stream)) => stream,
+    };
+    match stream.peer_cred() {
+        Ok(peer) if peer.uid() == own_uid() => {}
+        Ok(peer) => return Outcome::Failed(format!("the agent socket is served by uid {}, not you", peer.uid())),
+        Err(e) => return Outcome::Failed(format!("could not check who serves the agent socket: {e}")),
+    }
+    let (reader, writer) = stream.into_split();
+    converse(reader, writer, envelope).await
+}

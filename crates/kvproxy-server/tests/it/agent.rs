@@ -1,0 +1,243 @@
+//! The CLI's agent over its Unix socket: it shares the API's token cache, carries errors with their class,
+//! keeps other users' and other configurations' requests out, survives a stale socket and never lets a hung
+//! agent hang its client.
+
+use crate::common::{PROFILE, TestServer, ok_json};
+use kvproxy_core::ErrorClass;
+use kvproxy_emulator::Route;
+use kvproxy_server::ApiKeySource;
+use kvproxy_server::agent::protocol::{Envelope, PROTOCOL_VERSION, Request, Response};
+use kvproxy_server::agent::{AgentContext, AgentError, AgentServer, HELLO_TIMEOUT, Outcome, ask};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A private runtime directory, as `$XDG_RUNTIME_DIR/kvproxy` would be.
+fn runtime_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("kvproxy").join("agent.sock");
+    (dir, socket)
+}
+
+fn envelope(s: &TestServer, request: Request) -> Envelope {
+    Envelope {
+        protocol: PROTOCOL_VERSION,
+        profiles_file: s.state.profiles.path().to_path_buf(),
+        request,
+    }
+}
+
+fn token_request(profile: &str) -> Request {
+    Request::Token {
+        profile: Some(profile.into()),
+        scope: None,
+    }
+}
+
+async fn answered(path: &Path, envelope: &Envelope) -> Response {
+    match ask(path, envelope).await {
+        Outcome::Answered(response) => response,
+        other => panic!("expected an answer, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
+    let s = TestServer::start().await;
+    let (_dir, socket) = runtime_dir();
+    let agent = AgentServer::start(
+        AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral),
+        socket.clone(),
+    )
+    .await
+    .expect("agent starts");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(socket.parent().unwrap()),
+        0o700,
+        "the directory is the user's alone"
+    );
+    assert_eq!(mode(&socket), 0o600);
+
+    // The HTTP API mints; the agent serves the same token from the shared cache.
+    let http = ok_json(s.get(&format!("/api/profiles/{PROFILE}/token")).send().await.unwrap()).await;
+    s.emulator.reset_counters();
+    let Response::Token(token) = answered(&socket, &envelope(&s, token_request(PROFILE))).await else {
+        panic!("not a token");
+    };
+    assert_eq!(token.access_token, http["access_token"].as_str().unwrap());
+    assert!(token.from_cache);
+    assert_eq!(token.profile, PROFILE);
+    s.assert_emulator_untouched("a cached token over the agent");
+
+    // Key info from the same caches.
+    let Response::KeyInfo { profile, info } = answered(
+        &socket,
+        &envelope(
+            &s,
+            Request::KeyInfo {
+                profile: None,
+                refresh: false,
+            },
+        ),
+    )
+    .await
+    else {
+        panic!("not key info");
+    };
+    assert_eq!((profile.as_str(), info.key_id.as_str()), (PROFILE, s.cert.kid.as_str()));
+    assert_eq!(s.emulator.count(Route::GetCertificate), 0);
+
+    // What the agent did shows in the activity log, without a token.
+    let activity = ok_json(s.get("/api/activity").send().await.unwrap()).await.to_string();
+    assert!(activity.contains("agent: token"), "{activity}");
+    assert!(!activity.contains(&token.access_token));
+
+    drop(agent);
+    assert!(!socket.exists(), "a stopped agent removes its socket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_their_class_and_other_configurations_are_not_served() {
+    let s = TestServer::start().await;
+    let (_dir, socket) = runtime_dir();
+    let _agent = AgentServer::start(
+        AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral),
+        socket.clone(),
+    )
+    .await
+    .unwrap();
+    match answered(&socket, &envelope(&s, token_request("nope"))).await {
+        Response::Error { class, message } => {
+            assert_eq!(class, ErrorClass::Input);
+            assert!(message.contains("'nope'"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A CLI with another config directory must not get this app's profile of the same name.
+    let mut elsewhere = envelope(&s, token_request(PROFILE));
+    elsewhere.profiles_file = "/somewhere/else/profiles.toml".into();
+    assert!(matches!(
+        answered(&socket, &elsewhere).await,
+        Response::Unavailable { .. }
+    ));
+    let mut future = envelope(&s, token_request(PROFILE));
+    future.protocol = PROTOCOL_VERSION + 1;
+    assert!(matches!(answered(&socket, &future).await, Response::Unavailable { .. }));
+    s.assert_emulator_untouched("refused agent requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_applies_to_the_running_api_at_once() {
+    let s = TestServer::start().await;
+    let (_dir, socket) = runtime_dir();
+    let _agent = AgentServer::start(
+        AgentContext::new(s.state.clone(), ApiKeySource::Keyring),
+        socket.clone(),
+    )
+    .await
+    .unwrap();
+    let new_key = kvproxy_server::generate_api_key().unwrap().expose().to_string();
+    let rotated = Request::ApiKeyRotated {
+        api_key: new_key.clone(),
+    };
+    assert_eq!(answered(&socket, &envelope(&s, rotated)).await, Response::ApiKeyApplied);
+    let with_key = |key: &str| s.http.get(s.url("/api/profiles")).bearer_auth(key.to_string()).send();
+    assert_eq!(with_key(&s.key).await.unwrap().status(), 401, "the old key is refused");
+    assert_eq!(with_key(&new_key).await.unwrap().status(), 200);
+
+    // A key from KVPROXY_API_KEY is the environment's: the agent says so and keeps it.
+    let (_dir2, socket2) = runtime_dir();
+    let _env_agent = AgentServer::start(
+        AgentContext::new(s.state.clone(), ApiKeySource::Environment),
+        socket2.clone(),
+    )
+    .await
+    .unwrap();
+    let again = Request::ApiKeyRotated {
+        api_key: kvproxy_server::generate_api_key().unwrap().expose().to_string(),
+    };
+    assert!(matches!(
+        answered(&socket2, &envelope(&s, again)).await,
+        Response::Unavailable { .. }
+    ));
+    assert_eq!(with_key(&new_key).await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_sockets_are_replaced_and_live_agents_are_not() {
+    let s = TestServer::start().await;
+    let (_dir, socket) = runtime_dir();
+    std::fs::create_dir(socket.parent().unwrap()).unwrap();
+    std::fs::set_permissions(socket.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A socket whose app is gone: the client removes it and does the work itself.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
+    let request = envelope(&s, token_request(PROFILE));
+    assert!(matches!(ask(&socket, &request).await, Outcome::NoAgent));
+    assert!(!socket.exists(), "the stale socket was removed");
+
+    // An agent starting over a stale socket takes its place.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let context = AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral);
+    let agent = AgentServer::start(context.clone(), socket.clone())
+        .await
+        .expect("replaces a stale socket");
+    assert!(matches!(answered(&socket, &request).await, Response::Token(_)));
+
+    // A second agent leaves a live one alone.
+    match AgentServer::start(context, socket.clone()).await {
+        Err(AgentError::AlreadyRunning(path)) => assert_eq!(path, socket),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a second agent took over a live socket"),
+    }
+    assert!(matches!(answered(&socket, &request).await, Response::Token(_)));
+    drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_agent_makes_the_client_give_up_quickly() {
+    let s = TestServer::start().await;
+    let (_dir, socket) = runtime_dir();
+    std::fs::create_dir(socket.parent().unwrap()).unwrap();
+    std::fs::set_permissions(socket.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Accepts connections (the kernel does, from the backlog) and never says a word.
+    let _hung = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let started = Instant::now();
+    let outcome = ask(&socket, &envelope(&s, token_request(PROFILE))).await;
+    let Outcome::Failed(why) = outcome else {
+        panic!("expected a failure, got {outcome:?}");
+    };
+    assert!(why.contains("did not answer"), "{why}");
+    // Bounded by the greeting timeout, not the answer timeout (two minutes): a generous margin for a busy
+    // machine, far below what a hang would take.
+    assert!(
+        started.elapsed() < HELLO_TIMEOUT + Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_open_to_others_is_refused_by_both_ends() {
+    let s = TestServer::start().await;
+    let (_dir, socket) = runtime_dir();
+    let dir = socket.parent().unwrap();
+    std::fs::create_dir(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let context = AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral);
+    match AgentServer::start(context, socket.clone()).await {
+        Err(e @ AgentError::OpenDirectory { .. }) => assert!(e.to_string().contains("chmod 700"), "{e}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("listened in a directory others can enter"),
+    }
+    assert!(!socket.exists());
+    // A client will not send its request into such a directory either.
+    let _planted = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let outcome = ask(&socket, &envelope(&s, token_request(PROFILE))).await;
+    assert!(
+        matches!(outcome, Outcome::Failed(ref why) if why.contains("open to other users")),
+        "{outcome:?}"
+    );
+}
