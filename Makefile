@@ -13,11 +13,11 @@ CARGO ?= cargo
 # Cargo.lock is committed: builds and tests use exactly it.
 LOCKED := --locked
 
-.PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust test-newman screenshots
+.PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust test-newman test-schemathesis screenshots
 
 help:
 	@echo "make run     install what is missing, build, start the KeyVault Proxy tray app"
-	@echo "make test    install what is missing, then every test: fmt check, clippy, cargo test (real keyring)"
+	@echo "make test    install what is missing, then every test: fmt check, clippy, cargo test (real keyring), newman, schemathesis"
 	@echo "make bench   cargo bench over the workspace"
 	@echo "make build   build the whole workspace (including the Tauri app)"
 	@echo "make screenshots  drive the window in light and dark and copy its screenshots to docs/screenshots/"
@@ -49,26 +49,33 @@ test: test-deps
 	@$(MAKE) --no-print-directory clippy
 	@$(MAKE) --no-print-directory test-rust
 	@$(MAKE) --no-print-directory test-newman
+	@$(MAKE) --no-print-directory test-schemathesis
 	@echo "==> make test: all steps passed"
 
 fmt-check:
-	@echo "==> [1/4] formatting: cargo fmt --all -- --check"
+	@echo "==> [1/5] formatting: cargo fmt --all -- --check"
 	@$(CARGO) fmt --all -- --check || { echo "==> formatting differs (diff above): run 'make fmt'"; exit 1; }
 
 clippy:
-	@echo "==> [2/4] lints: cargo clippy --workspace --all-targets -- -D warnings"
+	@echo "==> [2/5] lints: cargo clippy --workspace --all-targets -- -D warnings"
 	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
 
 # The OS keyring tests talk to a real Secret Service: a private D-Bus session with gnome-keyring unlocked.
 # --no-fail-fast: every crate's tests run and report, so one failure does not hide another.
 test-rust:
-	@echo "==> [3/4] tests: cargo test --workspace, inside a throwaway D-Bus session with gnome-keyring unlocked"
+	@echo "==> [3/5] tests: cargo test --workspace, inside a throwaway D-Bus session with gnome-keyring unlocked"
 	KVPROXY_TAURI_DRIVER="$(CURDIR)/.tools/tauri-driver/bin/tauri-driver" \
 		scripts/with-keyring.sh $(CARGO) test $(LOCKED) --workspace --no-fail-fast
 
 test-newman:
-	@echo "==> [4/4] Postman collection: scripts/newman.sh (newman against kvproxy demo + serve)"
+	@echo "==> [4/5] Postman collection: scripts/newman.sh (newman against kvproxy demo + serve)"
 	KVPROXY_BIN="$${CARGO_TARGET_DIR:-target}/debug/kvproxy" scripts/newman.sh
+
+# The OpenAPI document against the server it describes: schemathesis generates requests from /openapi.json
+# (fixed seed, bounded examples) and checks every answer against it. Reuses the build of test-rust.
+test-schemathesis:
+	@echo "==> [5/5] OpenAPI: scripts/schemathesis.sh (schemathesis against kvproxy demo + serve)"
+	KVPROXY_BIN="$${CARGO_TARGET_DIR:-target}/debug/kvproxy" scripts/schemathesis.sh
 
 bench: deps
 	@echo "==> benchmarks: cargo bench --workspace"

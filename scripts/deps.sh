@@ -32,6 +32,9 @@ TEST_PACKAGES=(
     libglib2.0-bin
     webkit2gtk-driver
     imagemagick
+    # schemathesis (scripts/schemathesis.sh) runs in a venv of its own under .tools/
+    python3
+    python3-venv
 )
 # tauri 2.12 / tauri-build 2.7.4 need this (see Cargo.toml).
 MIN_RUST=1.90
@@ -127,6 +130,3 @@ if ((with_tests)); then
     say "Node.js $(node --version) (newman itself is installed into .tools/ by scripts/newman.sh)"
 fi
 
-# --- later: test tools outside apt -----------------------------------------------------------------------
-# TODO(tauri-driver): the GUI tests drive the window through tauri-driver + WebKitWebDriver (webkit2gtk-driver
-#   is already in TEST_PACKAGES): `cargo install tauri-driver --locked` when `tauri-driver` is missing.

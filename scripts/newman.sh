@@ -32,75 +32,12 @@ if [[ ! -x "$NEWMAN" ]]; then
     [[ -x "$NEWMAN" ]] || die "npm did not install $NEWMAN"
 fi
 
-if [[ -n "${KVPROXY_BIN:-}" ]]; then
-    KVPROXY=$KVPROXY_BIN
-else
-    say "building kvproxy (cargo build -p kvproxy-cli)"
-    cargo build --locked -p kvproxy-cli --bin kvproxy
-    KVPROXY="${CARGO_TARGET_DIR:-$REPO/target}/debug/kvproxy"
-fi
-[[ -x "$KVPROXY" ]] || die "no kvproxy binary at $KVPROXY"
-
-# --- a private world: config dir, no keyring, random API key ----------------------------------------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvproxy-newman.XXXXXX")
-export KVPROXY_CONFIG_DIR="$WORK/config"
-export KVPROXY_KEYRING=off
-KVPROXY_API_KEY=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-export KVPROXY_API_KEY
-# Everything here is on this machine: keep any configured HTTP(S) proxy out of it (kvproxy and newman both
-# honour NO_PROXY).
-export NO_PROXY="localhost,127.0.0.1,::1,.localhost${NO_PROXY:+,$NO_PROXY}"
-export no_proxy="$NO_PROXY"
-mkdir -p "$KVPROXY_CONFIG_DIR"
-
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_ready NAME PID STDOUT STDERR: until STDOUT has a line starting with "ready.", the process exits, or
-# READY_TIMEOUT seconds pass (polled every 0.1 s; the deadline is what bounds the wait).
-wait_ready() {
-    local name=$1 pid=$2 out=$3 err=$4
-    local deadline=$((SECONDS + READY_TIMEOUT))
-    until grep -q '^ready\.' "$out" 2>/dev/null; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "--- $name stdout:" >&2
-            cat "$out" >&2
-            echo "--- $name stderr:" >&2
-            cat "$err" >&2
-            die "$name exited before it was ready"
-        fi
-        if ((SECONDS >= deadline)); then
-            echo "--- $name stdout:" >&2
-            cat "$out" >&2
-            echo "--- $name stderr:" >&2
-            cat "$err" >&2
-            die "$name was not ready after ${READY_TIMEOUT}s"
-        fi
-        sleep 0.1
-    done
-}
-
-# --- the demo tenant --------------------------------------------------------------------------------------
-"$KVPROXY" demo --port 0 >"$WORK/demo.out" 2>"$WORK/demo.err" &
-PIDS+=($!)
-wait_ready "kvproxy demo" "${PIDS[-1]}" "$WORK/demo.out" "$WORK/demo.err"
-# First line: "KeyVault Proxy DEMO tenant is running (emulated Entra ID + Key Vault on 127.0.0.1:PORT)."
-DEMO_PORT=$(sed -n '1s/.*127\.0\.0\.1:\([0-9][0-9]*\)).*/\1/p' "$WORK/demo.out")
-[[ -n "$DEMO_PORT" ]] || die "could not read the demo port from: $(head -n1 "$WORK/demo.out")"
-DEMO_CA="$KVPROXY_CONFIG_DIR/demo-ca.pem"
-[[ -s "$DEMO_CA" ]] || die "kvproxy demo wrote no CA certificate at $DEMO_CA"
+# --- a private world: config dir, no keyring, random API key, demo tenant, token API -----------------------
+# shellcheck source=lib/world.sh
+source "$REPO/scripts/lib/world.sh"
+kvproxy_binary
+world_start newman
+start_demo
 
 # newman (postman-runtime) resolves *.localhost itself, as RFC 6761 says, without the system resolver: it
 # tries [::1]:PORT first and falls back to 127.0.0.1:PORT, where the emulator listens. So nothing may listen
@@ -110,12 +47,7 @@ if (exec 3<>"/dev/tcp/::1/$DEMO_PORT") 2>/dev/null; then
 fi
 
 # --- the token API ----------------------------------------------------------------------------------------
-# --port 0: the OS picks a free port at bind time (no race between choosing a port and binding it).
-"$KVPROXY" serve --port 0 --bind 127.0.0.1 >"$WORK/serve.out" 2>"$WORK/serve.err" &
-PIDS+=($!)
-wait_ready "kvproxy serve" "${PIDS[-1]}" "$WORK/serve.out" "$WORK/serve.err"
-SERVE_PORT=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$WORK/serve.out" | head -n1)
-[[ -n "$SERVE_PORT" ]] || die "could not read the API port from: $(cat "$WORK/serve.out")"
+start_serve
 
 say "demo tenant on 127.0.0.1:$DEMO_PORT, token API on 127.0.0.1:$SERVE_PORT"
 
@@ -137,12 +69,4 @@ status=0
     --timeout-request 30000 \
     --timeout 300000 || status=$?
 
-if ((status != 0)); then
-    say "FAILED (newman exit code $status)"
-    if [[ -s "$WORK/serve.err" ]]; then
-        echo "--- kvproxy serve stderr:" >&2
-        cat "$WORK/serve.err" >&2
-    fi
-    exit "$status"
-fi
-say "all requests and tests passed"
+finish newman "$status" "all requests and tests passed"

@@ -438,10 +438,12 @@ fn validate_certificate_name(name: &str) -> Result<()> {
 }
 
 pub(crate) fn validate_scope(field: &'static str, scope: &str) -> Result<()> {
-    if scope.chars().any(char::is_whitespace) || scope.is_empty() {
+    // Resource URIs are printable ASCII; anything else (spaces, control or non-ASCII characters) is a typo or
+    // a second scope, and the API's schema promises exactly this.
+    if scope.is_empty() || !scope.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::invalid(
             field,
-            format!("'{scope}': give one scope, without spaces"),
+            format!("'{scope}': give one scope of printable ASCII characters, without spaces"),
         ));
     }
     if !scope.ends_with("/.default") {

@@ -104,16 +104,30 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The API key in any of the forms the supported protocols use.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    bearer
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .or_else(|| headers.get("x-identity-header").and_then(|v| v.to_str().ok()))
+/// Every credential the request presents, in any of the forms the supported protocols use: each
+/// `Authorization` header (its Bearer token, or the whole value for any other scheme, which can never be
+/// the key), each `X-Api-Key` and each `X-IDENTITY-HEADER`, repeated headers included. A header that is not
+/// text is presented too, as one that cannot match.
+pub fn presented_keys(headers: &HeaderMap) -> Vec<&str> {
+    let bearer = headers.get_all(header::AUTHORIZATION).iter().map(|v| {
+        let v = text(v);
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map_or(v, str::trim)
+    });
+    bearer.chain(presented_key_headers(headers)).collect()
+}
+
+/// The values of `X-Api-Key` and `X-IDENTITY-HEADER`, repeated headers included.
+pub fn presented_key_headers(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let api_key = headers.get_all("x-api-key").iter().map(text);
+    let identity = headers.get_all("x-identity-header").iter().map(text);
+    api_key.chain(identity)
+}
+
+/// A header value as text; one that is not text is a credential that cannot match.
+fn text(value: &axum::http::HeaderValue) -> &str {
+    value.to_str().unwrap_or("\u{0}")
 }
 
 pub const KEY_HELP: &str = "send the API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>' (managed identity clients: 'X-IDENTITY-HEADER'); print it with `kvproxy api-key show`";
@@ -130,10 +144,17 @@ impl axum::extract::FromRequestParts<AppState> for Authorized {
     }
 }
 
+/// Every credential presented must be the key: a wrong one next to the right one is refused, so a caller
+/// never gets a token on the strength of one header while another says something else.
 pub fn require_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match presented_key(headers) {
-        None => Err(ApiError::unauthorized(format!("missing API key: {KEY_HELP}"))),
-        Some(key) if api_key::matches(&state.api_key.read(), key) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized(format!("wrong API key: {KEY_HELP}"))),
+    let presented = presented_keys(headers);
+    if presented.is_empty() {
+        return Err(ApiError::unauthorized(format!("missing API key: {KEY_HELP}")));
+    }
+    let key = state.api_key.read();
+    if presented.iter().all(|p| api_key::matches(&key, p)) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(format!("wrong API key: {KEY_HELP}")))
     }
 }

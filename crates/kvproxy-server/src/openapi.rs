@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document behind `/openapi.json` and the Swagger page.
 
 use crate::routes::{dotnet, misc, msi, oauth2, profiles};
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -20,7 +22,7 @@ Every token route needs the API key (`kvproxy api-key show`): click Authorize an
         misc::activity, misc::health,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ProblemResponses, &DotnetFieldPatterns),
     tags(
         (name = "dotnet-compatible", description = "The .NET Key Vault token proxy's routes and JSON fields"),
         (name = "profiles", description = "Tokens by profile name"),
@@ -46,5 +48,83 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-IDENTITY-HEADER"))),
         );
         components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    }
+}
+
+/// What the guard and the body extractors answer on every route, documented once here instead of on each
+/// handler, and every problem document under the media type it is served with (`application/problem+json`,
+/// RFC 9457). OAuth2's own errors stay `application/json`, as RFC 6749 has them.
+struct ProblemResponses;
+
+const PROBLEM_MEDIA_TYPE: &str = "application/problem+json";
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                add_guard_responses(operation);
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if !(status.starts_with('4') || status.starts_with('5')) {
+                        continue;
+                    }
+                    let RefOr::T(response) = response else { continue };
+                    let is_problem = response.content.get("application/json").is_some_and(|content| {
+                        matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+                    });
+                    if is_problem && let Some(content) = response.content.shift_remove("application/json") {
+                        response.content.insert(PROBLEM_MEDIA_TYPE.into(), content);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add_guard_responses(operation: &mut Operation) {
+    let mut add = |status: &str, description: &str| {
+        operation.responses.responses.entry(status.into()).or_insert_with(|| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(PROBLEM_MEDIA_TYPE, Content::new(Some(Ref::from_schema_name("Problem"))))
+                .build()
+                .into()
+        });
+    };
+    add(
+        "403",
+        "`Host` is not localhost (DNS rebinding) or `Origin` is a foreign web page (CSRF)",
+    );
+    let json_body = operation
+        .request_body
+        .as_ref()
+        .is_some_and(|body| body.content.contains_key("application/json"));
+    if json_body {
+        add("413", "The body is over 64 KiB");
+        add("415", "The body was not sent as `Content-Type: application/json`");
+    }
+}
+
+/// The .NET routes' field patterns on their request schemas (`KvKeyRequest`, …).
+struct DotnetFieldPatterns;
+
+impl Modify for DotnetFieldPatterns {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (name, schema) in components.schemas.iter_mut() {
+            let RefOr::T(Schema::Object(object)) = schema else {
+                continue;
+            };
+            if !(name.starts_with("Kv") && name.ends_with("Request")) {
+                continue;
+            }
+            for (field, pattern) in dotnet::FIELD_PATTERNS {
+                if let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field) {
+                    property.pattern = Some(pattern.into());
+                }
+            }
+        }
     }
 }

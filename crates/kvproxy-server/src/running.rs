@@ -74,12 +74,31 @@ impl Drop for RunningServer {
 }
 
 /// The broker a long-running server wants: key info cached in the OS keyring when there is one (so a restart
-/// costs one sign and one token call, not a certificate read too), in memory otherwise.
+/// costs one sign and one token call, not a certificate read too), in memory otherwise. `KVPROXY_RETRIES`
+/// (0-10, default 4) sets how often a failing Key Vault call is retried.
 pub fn keyring_broker(keyring: Option<std::sync::Arc<keyring_core::CredentialStore>>) -> kvproxy_core::Broker {
-    kvproxy_core::Broker::new(kvproxy_core::BrokerOptions {
+    let mut options = kvproxy_core::BrokerOptions {
         key_info_store: kvproxy_core::KeyInfoStore::new(keyring),
         ..Default::default()
-    })
+    };
+    if let Some(retries) = retries_from_env(std::env::var("KVPROXY_RETRIES").ok().as_deref()) {
+        options.key_vault_retry.max_retries = retries;
+    }
+    kvproxy_core::Broker::new(options)
+}
+
+/// A bad value is said and ignored: the server still starts, with the default.
+fn retries_from_env(value: Option<&str>) -> Option<u32> {
+    let value = value?.trim();
+    match value.parse::<u32>() {
+        Ok(retries) if retries <= 10 => Some(retries),
+        _ => {
+            tracing::warn!(
+                "KVPROXY_RETRIES='{value}' is not a number from 0 to 10; Key Vault calls are retried 4 times"
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +135,15 @@ mod tests {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await?;
         Ok(answer)
+    }
+
+    #[test]
+    fn retries_come_from_the_environment_within_bounds() {
+        assert_eq!(retries_from_env(None), None);
+        assert_eq!(retries_from_env(Some("0")), Some(0));
+        assert_eq!(retries_from_env(Some(" 10 ")), Some(10));
+        assert_eq!(retries_from_env(Some("11")), None);
+        assert_eq!(retries_from_env(Some("many")), None);
     }
 
     #[tokio::test]

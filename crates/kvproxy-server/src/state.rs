@@ -34,13 +34,15 @@ impl AppState {
         }
     }
 
-    /// The tenant of a saved profile on `vault_root`, for a .NET key-info request that names none.
-    pub(crate) fn tenant_of_vault(&self, vault_root: &url::Url) -> Option<String> {
+    /// The tenant to sign in to a demo vault in, for a .NET key-info request that names none: that of a
+    /// saved profile on the same vault, else of one on the same (emulated) cloud.
+    pub(crate) fn tenant_for_vault(&self, cloud: &kvproxy_core::Cloud, vault_root: &url::Url) -> Option<String> {
         let file = self.profiles.load().ok()?;
-        file.profiles
-            .values()
-            .filter_map(|p| p.resolve().ok())
+        let profiles: Vec<_> = file.profiles.values().filter_map(|p| p.resolve().ok()).collect();
+        profiles
+            .iter()
             .find(|p| p.vault_root() == vault_root)
+            .or_else(|| profiles.iter().find(|p| p.cloud() == cloud))
             .map(|p| p.tenant.clone())
     }
 

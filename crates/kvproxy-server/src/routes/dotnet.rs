@@ -19,13 +19,52 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
+// What the handlers accept, as JSON Schema patterns, so the OpenAPI document promises no more and no less
+// than the checks behind it (a custom cloud's vault, from a saved profile, is accepted too).
+const GUID: &str = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
+const TENANT: &str = "^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)$";
+const VAULT_ROOT: &str = "^https://([A-Za-z0-9-]{3,24}\\.(vault|managedhsm)\\.(azure\\.net|usgovcloudapi\\.net|azure\\.cn)|[A-Za-z0-9-]{1,24}\\.vault\\.localhost:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))/?$";
+const KEY_ID: &str = "^https://([A-Za-z0-9-]{3,24}\\.(vault|managedhsm)\\.(azure\\.net|usgovcloudapi\\.net|azure\\.cn)|[A-Za-z0-9-]{1,24}\\.vault\\.localhost:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))/keys/[0-9A-Za-z-]{1,127}/[0-9A-Za-z]{1,64}$";
+const CERTIFICATE_NAME: &str = "^[0-9A-Za-z-]{1,127}$";
+const SCOPE: &str = "^[!-~]+/\\.default$";
+/// SHA-1 or SHA-256 in hex (colons allowed), or base64url without padding (whose last character carries
+/// no stray bits).
+const THUMBPRINT: &str = "^([0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){19}|[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}|[A-Za-z0-9_-]{26}[AEIMQUYcgkosw048]|[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$";
+
+/// The pattern of each request field of these routes, by its JSON name (the same name means the same thing
+/// in all three requests); the OpenAPI document puts them on the request schemas.
+pub(crate) const FIELD_PATTERNS: [(&str, &str); 6] = [
+    ("clientId", GUID),
+    ("tenantId", TENANT),
+    ("keyVaultUri", VAULT_ROOT),
+    ("keyUri", KEY_ID),
+    ("keyThumbprint", THUMBPRINT),
+    ("certificateName", CERTIFICATE_NAME),
+];
+
 /// One scope or a list with one scope (client credentials take a single `RESOURCE/.default`).
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(untagged)]
 pub enum Scopes {
     One(String),
     Many(Vec<String>),
 }
+
+impl utoipa::PartialSchema for Scopes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        let scope = || ObjectBuilder::new().schema_type(Type::String).pattern(Some(SCOPE));
+        OneOfBuilder::new()
+            .item(scope())
+            .item(ArrayBuilder::new().items(scope()).min_items(Some(1)).max_items(Some(1)))
+            .description(Some(
+                "One `RESOURCE/.default` scope, alone or in a list of one (client credentials take one resource)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Scopes {}
 
 /// `POST /api/Token/kv-key`: sign with a known key version and certificate thumbprint.
 #[derive(Deserialize, ToSchema)]
@@ -55,7 +94,7 @@ pub struct KvKeyInfoRequest {
     #[serde(default)]
     pub skip_cache: bool,
     /// The tenant to sign in to Key Vault in. Optional: the developer tools (`az`, `azd`) use the tenant they
-    /// are signed in to; the demo tenant's vaults default to the tenant of a saved profile on the same vault.
+    /// are signed in to; the demo tenant's vaults default to the tenant of a saved demo profile.
     #[serde(default)]
     pub tenant_id: Option<String>,
 }
@@ -167,10 +206,10 @@ pub async fn kv_key_info(
     let tenant = match req.tenant_id.as_deref() {
         Some(given) => Some(given),
         None if credential == CredentialSource::Emulator => {
-            saved_tenant = state.tenant_of_vault(&url).ok_or_else(|| {
+            saved_tenant = state.tenant_for_vault(&cloud, &url).ok_or_else(|| {
                 ApiError::bad_field(
                     "tenantId",
-                    "no saved profile uses this demo vault, so its tenant is unknown: give tenantId",
+                    "no saved profile uses this demo tenant, so its tenant id is unknown: give tenantId",
                 )
             })?;
             Some(saved_tenant.as_str())

@@ -16,13 +16,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MsiQuery {
     /// Must be `2019-08-01`.
     #[serde(rename = "api-version")]
+    #[param(required = true, value_type = String, pattern = "^2019-08-01$")]
     pub api_version: Option<String>,
     /// The resource, e.g. `https://management.azure.com`; the scope asked for is `{resource}/.default`.
+    #[param(required = true, value_type = String, pattern = r"^[!-~]+$")]
     pub resource: Option<String>,
-    /// Optional; when given it must be the profile's client id.
+    /// Optional; the profile's client id. Another app's id is 404: this endpoint has no such identity.
+    #[param(value_type = String, pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")]
     pub client_id: Option<String>,
 }
 
@@ -39,10 +43,10 @@ pub struct MsiToken {
 }
 
 /// Managed-identity token for the default profile.
-#[utoipa::path(get, path = "/msi/token", tag = "managed-identity", params(MsiQuery),
+#[utoipa::path(get, path = "/msi/token", tag = "managed-identity", operation_id = "msi_default_token", params(MsiQuery),
     responses((status = 200, body = MsiToken), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
-    security(("identity_header" = [])))]
+    security(("identity_header" = []), ("bearer" = []), ("api_key" = [])))]
 pub async fn default_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -52,11 +56,11 @@ pub async fn default_token(
 }
 
 /// Managed-identity token for a named profile.
-#[utoipa::path(get, path = "/msi/{profile}/token", tag = "managed-identity",
-    params(("profile" = String, Path, description = "Profile name"), MsiQuery),
+#[utoipa::path(get, path = "/msi/{profile}/token", tag = "managed-identity", operation_id = "msi_profile_token",
+    params(("profile" = String, Path, description = "Profile name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), MsiQuery),
     responses((status = 200, body = MsiToken), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
-    security(("identity_header" = [])))]
+    security(("identity_header" = []), ("bearer" = []), ("api_key" = [])))]
 pub async fn profile_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -89,13 +93,13 @@ async fn respond(state: AppState, headers: HeaderMap, profile: Option<String>, q
     if let Some(client_id) = &query.client_id
         && !client_id.eq_ignore_ascii_case(&profile.client_id)
     {
-        return Err(ApiError::bad_field(
-            "client_id",
-            format!(
-                "profile '{}' is app {}, not {client_id}",
-                profile.name, profile.client_id
-            ),
+        // The managed-identity protocol's "no such identity here": the request is well formed.
+        let mut error = ApiError::not_found(format!(
+            "profile '{}' is app {}, not {client_id}: this endpoint has no identity {client_id}",
+            profile.name, profile.client_id
         ));
+        error.problem.field = Some("client_id".into());
+        return Err(error);
     }
     let scope = format!("{resource}/.default");
     let issued = state

@@ -16,16 +16,20 @@ use kvproxy_core::{Error, ErrorClass, TokenOptions};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Form fields of a client-credentials request.
+/// Form fields of a client-credentials request. Client id and secret go either here or as HTTP Basic.
 #[derive(Deserialize, ToSchema)]
 pub struct ClientCredentialsForm {
     /// Must be `client_credentials`.
+    #[schema(required = true, value_type = String, pattern = "^client_credentials$")]
     pub grant_type: Option<String>,
     /// The profile name (or send it with the secret as HTTP Basic).
+    #[schema(required = false, value_type = String, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     pub client_id: Option<String>,
     /// The API key (or send it as HTTP Basic).
+    #[schema(required = false, value_type = String)]
     pub client_secret: Option<String>,
-    /// Optional; the profile's first scope when absent.
+    /// One `RESOURCE/.default`; empty or absent: the profile's first scope.
+    #[schema(required = false, value_type = String, pattern = r"^([!-~]+/\.default)?$")]
     pub scope: Option<String>,
 }
 
@@ -74,11 +78,11 @@ fn oauth_error(status: StatusCode, error: &'static str, description: impl Into<S
 }
 
 /// OAuth2 client credentials: `client_id` = profile name, `client_secret` = API key.
-#[utoipa::path(post, path = "/oauth2/v2.0/token", tag = "oauth2",
+#[utoipa::path(post, path = "/oauth2/v2.0/token", tag = "oauth2", operation_id = "oauth2_token",
     request_body(content = ClientCredentialsForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, body = OAuthToken), (status = 400, body = OAuthError), (status = 401, body = OAuthError),
         (status = 502, body = OAuthError), (status = 504, body = OAuthError)),
-    security((), ("basic" = [])))]
+    security((), ("basic" = []), ("bearer" = [])))]
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -106,35 +110,60 @@ pub async fn token(
             );
         }
     };
+    let authorizations: Vec<&str> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default())
+        .collect();
     let basic = basic_credentials(&headers);
     let using_basic = basic.is_some();
-    let (client_id, secret) = match (basic, form.client_id, form.client_secret) {
-        (Some((id, secret)), _, _) => (id, secret),
-        (None, Some(id), Some(secret)) => (id, secret),
-        (None, None, _) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "client_id is required: the name of a KeyVault Proxy profile",
-                false,
-            );
-        }
-        (None, Some(_), None) => {
-            return oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "client_secret is required: the API key (`kvproxy api-key show`)",
-                false,
-            );
-        }
-    };
-    if !api_key::matches(&state.api_key.read(), &secret) {
-        return oauth_error(
+    let refused = |description: &str| {
+        oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
-            "wrong client_secret: it must be the API key (`kvproxy api-key show`)",
+            description.to_string(),
             using_basic,
-        );
+        )
+    };
+    // Every credential presented must be right. One Authorization header: HTTP Basic (client id and
+    // secret), or the API key as a Bearer token as on the other routes; the X-Api-Key and
+    // X-IDENTITY-HEADER headers, when sent here too, must carry the key as well.
+    let bearer = match authorizations.as_slice() {
+        [] => None,
+        [_] if using_basic => None,
+        [value] => match value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
+            Some(token) => Some(token.trim()),
+            None => return refused("the Authorization header must be HTTP Basic (client id and secret)"),
+        },
+        _ => return refused("send one Authorization header"),
+    };
+    let (basic_id, basic_secret) = basic.map_or((None, None), |(id, secret)| (Some(id), Some(secret)));
+    let Some(client_id) = basic_id.clone().or(form.client_id.clone()) else {
+        return refused("client_id is required: the name of a KeyVault Proxy profile");
+    };
+    if form
+        .client_id
+        .as_ref()
+        .is_some_and(|id| Some(id) != basic_id.as_ref() && basic_id.is_some())
+    {
+        return refused("client_id in the form and in the Basic header differ");
+    }
+    let secrets: Vec<&str> = basic_secret
+        .as_deref()
+        .into_iter()
+        .chain(form.client_secret.as_deref())
+        .chain(bearer)
+        .chain(crate::guard::presented_key_headers(&headers))
+        .collect();
+    if basic_secret.is_none() && form.client_secret.is_none() {
+        return refused("client_secret is required: the API key (`kvproxy api-key show`)");
+    }
+    let all_right = {
+        let key = state.api_key.read();
+        secrets.iter().all(|secret| api_key::matches(&key, secret))
+    };
+    if !all_right {
+        return refused("wrong client_secret: it must be the API key (`kvproxy api-key show`)");
     }
     match form.grant_type.as_deref() {
         Some("client_credentials") => {}

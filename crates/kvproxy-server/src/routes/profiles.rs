@@ -58,12 +58,15 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResul
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// Scope instead of the profile's first, e.g. `api://my-api/.default`.
+    #[param(pattern = r"^[!-~]+/\.default$")]
     pub scope: Option<String>,
-    /// `raw`: answer the bare token as text/plain, for scripts. Default: JSON.
+    /// `raw`: answer the bare token as text/plain, for scripts. Default: `json`.
+    #[param(pattern = "^(raw|json)$")]
     pub format: Option<String>,
-    /// Ignore the cached token and fetch a new one.
+    /// Ignore the cached token and fetch a new one (`true` or `false`).
     #[serde(default)]
     pub skip_cache: bool,
 }
@@ -104,10 +107,11 @@ impl From<&IssuedToken> for ProfileToken {
 }
 
 /// A token for a profile.
-#[utoipa::path(get, path = "/api/profiles/{name}/token", tag = "profiles",
-    params(("name" = String, Path, description = "Profile name"), TokenQuery),
+#[utoipa::path(get, path = "/api/profiles/{name}/token", tag = "profiles", operation_id = "profile_token",
+    params(("name" = String, Path, description = "Profile name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), TokenQuery),
     responses(
-        (status = 200, body = ProfileToken, description = "JSON, or the bare token as text/plain with `format=raw`"),
+        (status = 200, description = "JSON, or the bare token as text/plain with `format=raw`",
+            content((ProfileToken = "application/json"), (String = "text/plain"))),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
         (status = 502, body = Problem, description = "Entra ID or Key Vault refused"),
         (status = 504, body = Problem, description = "Entra ID or Key Vault unreachable")),

@@ -109,6 +109,64 @@ async fn a_wrong_key_is_401_in_every_form() {
     s.assert_emulator_untouched("requests with a wrong key");
 }
 
+/// The right key in one header does not excuse a wrong one in another (or a second, wrong copy of the
+/// same header, or an Authorization header of another scheme): every credential presented must be the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_credential_next_to_the_right_key_is_401() {
+    let s = TestServer::start().await;
+    let wrong = kvproxy_server::generate_api_key().unwrap().expose().to_string();
+    let mixes: [(&str, &str, &str, &str); 6] = [
+        ("authorization", "bearer right", "x-api-key", "wrong"),
+        ("x-api-key", "right", "authorization", "bearer wrong"),
+        ("x-api-key", "right", "x-identity-header", "wrong"),
+        ("x-identity-header", "right", "x-api-key", "wrong"),
+        ("x-api-key", "right", "x-api-key", "wrong"),
+        ("x-api-key", "right", "authorization", "basic wrong"),
+    ];
+    let value = |v: &str| {
+        v.replace("right", &s.key)
+            .replace("wrong", &wrong)
+            .replace("bearer ", "Bearer ")
+            .replace("basic ", "Basic ")
+    };
+    for (first, first_value, second, second_value) in mixes {
+        for (name, request) in protected_requests(&s) {
+            let response = request
+                .header(first, value(first_value))
+                .header(second, value(second_value))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{name}: {first}: {first_value} + {second}: {second_value}"
+            );
+        }
+    }
+    // OAuth2: a wrong secret in the form next to the right one in Basic, or a wrong X-Api-Key next to it.
+    let basic_right_form_wrong = s.oauth2_token(&wrong, None).basic_auth(PROFILE, Some(&s.key));
+    oauth_error(basic_right_form_wrong.send().await.unwrap(), 401, "invalid_client").await;
+    let right_with_wrong_header = s.oauth2_token(&s.key, None).header("X-Api-Key", &wrong);
+    oauth_error(right_with_wrong_header.send().await.unwrap(), 401, "invalid_client").await;
+    let wrong_bearer = s.oauth2_token(&s.key, None).bearer_auth(&wrong);
+    oauth_error(wrong_bearer.send().await.unwrap(), 401, "invalid_client").await;
+    let other_scheme = s
+        .oauth2_token(&s.key, None)
+        .header("Authorization", format!("Digest {wrong}"));
+    oauth_error(other_scheme.send().await.unwrap(), 401, "invalid_client").await;
+    s.assert_emulator_untouched("requests with a wrong credential next to the key");
+    // And the right key twice is still the right key (OAuth2 takes the API key as a Bearer token too).
+    let twice = s
+        .http
+        .get(s.url("/api/profiles"))
+        .bearer_auth(&s.key)
+        .header("X-Api-Key", &s.key);
+    assert_eq!(twice.send().await.unwrap().status(), StatusCode::OK);
+    let oauth2_with_bearer = s.oauth2_token(&s.key, None).bearer_auth(&s.key);
+    assert_eq!(oauth2_with_bearer.send().await.unwrap().status(), StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_is_accepted_as_bearer_x_api_key_and_x_identity_header() {
     let s = TestServer::start().await;

@@ -651,7 +651,13 @@ async fn oauth2_errors_follow_rfc_6749() {
             "",
         ),
         ("missing secret", vec![grant, id], 401, "invalid_client", KEY_HINT),
-        ("missing client id", vec![grant, secret], 400, "invalid_request", ""),
+        (
+            "missing client id",
+            vec![grant, secret],
+            401,
+            "invalid_client",
+            "client_id",
+        ),
         ("missing grant type", vec![id, secret], 400, "invalid_request", ""),
         (
             "another grant type",
@@ -802,7 +808,7 @@ async fn msi_named_and_default_profile() {
             .send()
             .await
             .unwrap(),
-        400,
+        404,
         Some("client_id"),
     )
     .await;
@@ -1015,12 +1021,40 @@ async fn openapi_documents_exactly_the_served_routes() {
 
     let methods = ["get", "post", "put", "delete", "patch", "head", "options", "trace"];
     let mut documented = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().unwrap() {
             if !methods.contains(&method.as_str()) {
                 continue;
             }
             documented.insert((method.clone(), path.clone()));
+            let operation_id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(
+                operation_ids.insert(operation_id.clone()),
+                "{method} {path}: operationId '{operation_id}' is not unique"
+            );
+            // Problem documents are served as application/problem+json, and documented so.
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                let content = response["content"].as_object();
+                let problem_as_json = content
+                    .and_then(|c| c.get("application/json"))
+                    .is_some_and(|json| json["schema"]["$ref"].as_str().is_some_and(|r| r.ends_with("/Problem")));
+                assert!(
+                    !problem_as_json,
+                    "{method} {path} {status}: a Problem documented as application/json"
+                );
+            }
+            // Query parameters are documented in the query (a required one "in: path" that is not in the path
+            // could never be sent).
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                if parameter["in"] == "path" {
+                    let name = parameter["name"].as_str().unwrap_or_default();
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: '{name}' is not in the path"
+                    );
+                }
+            }
             let responses = op["responses"].as_object();
             assert!(
                 responses.is_some_and(|r| !r.is_empty()),
