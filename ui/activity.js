@@ -1,4 +1,4 @@
-// Activity: every token the app handed out (API, tray, this window), newest first; never the token itself.
+// Activity: every token the app handed out (API, tray, this window, the CLI), newest first; never the token itself.
 // Polled while the view is open, so it follows without a reload.
 import { $, el, invoke, localTime } from "./dom.js";
 import { onView } from "./store.js";
@@ -8,6 +8,8 @@ let timer = null;
 function source(record) {
   if (record.method === "TRAY") return "tray";
   if (record.method === "WINDOW") return "window";
+  // The CLI, served over the agent socket: "agent: token" reads as the command the user typed.
+  if (record.method === "AGENT") return record.route.replace(/^agent: /, "kvproxy ");
   return `${record.method} ${record.route}`;
 }
 

@@ -146,7 +146,10 @@ pub struct DotnetTokenResponse {
     pub scopes: Vec<String>,
 }
 
-/// Token from a key id and thumbprint (no certificate read).
+/// Token from a key id and thumbprint (no certificate read): step 2 of the .NET proxy's fast path.
+///
+/// `keyUri` and `keyThumbprint` are the `keyId` and `kid` that `kv-key-info` answers, unchanged (a SHA-1
+/// thumbprint in hex as the portal shows it, or a SHA-256 one, work too).
 #[utoipa::path(post, path = "/api/Token/kv-key", tag = "dotnet-compatible", request_body = KvKeyRequest,
     responses((status = 200, body = DotnetTokenResponse), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
@@ -184,7 +187,11 @@ pub async fn kv_key(
     Ok(respond(&issued, &profile))
 }
 
-/// Key info of a certificate (cached in memory and the OS keyring like every other key info).
+/// Key info of a certificate: step 1 of the .NET proxy's fast path.
+///
+/// Ask once, then call `kv-key` for every token with `keyUri` = this answer's `keyId` and `keyThumbprint` =
+/// its `kid`: a token then costs one Key Vault sign and one Entra request, and the certificate is not read
+/// again. Key info is cached in memory and the OS keyring; `skipCache` reads it again (after a rotation).
 #[utoipa::path(post, path = "/api/Token/kv-key-info", tag = "dotnet-compatible", request_body = KvKeyInfoRequest,
     responses((status = 200, body = CertificateInfo), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
