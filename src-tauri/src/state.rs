@@ -39,7 +39,7 @@ pub struct DesktopOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Notice {
     pub id: u64,
-    /// `error` or `warning`.
+    /// `error`, `warning` or `info`.
     pub level: &'static str,
     pub title: String,
     /// The whole story: the error with its hint, trace id and correlation id.
@@ -343,7 +343,10 @@ impl Desktop {
                 running: port.is_some(),
                 url: port.map(|p| format!("http://localhost:{p}")),
                 port: port.unwrap_or(self.inner.settings.read().port),
-                key_source: self.inner.api_key_source.to_string(),
+                key_source: self
+                    .inner
+                    .api_key_source
+                    .describe(&kvproxy_server::invocation::cli_beside_this_program()),
             },
             tray: self.inner.tray,
             notices: self.inner.notices.lock().clone(),
@@ -603,6 +606,13 @@ impl Desktop {
         crate::say(format!("demo: tenant running on 127.0.0.1:{}", tenant.port()));
         *demo = Some(tenant);
         drop(demo);
+        // Runnable as shown: the CLI beside this app by its path when the PATH does not find it.
+        let cli = kvproxy_server::invocation::cli_beside_this_program();
+        self.notice(
+            "info",
+            "The demo tenant is running",
+            format!("Its tokens work only with it, not with Azure. From a terminal: {cli} token demo"),
+        );
         self.reload_profiles();
         self.changed();
         Ok(())

@@ -76,13 +76,21 @@ pub enum ApiKeySource {
     Ephemeral,
 }
 
+impl ApiKeySource {
+    /// Where the key came from and how to get it, with `kvproxy` written as `kvproxy` (see
+    /// [`crate::invocation`]) so the command is runnable as printed.
+    pub fn describe(&self, kvproxy: &str) -> String {
+        match self {
+            ApiKeySource::Environment => "from KVPROXY_API_KEY".into(),
+            ApiKeySource::Keyring => format!("from the OS keyring: `{kvproxy} api-key show`"),
+            ApiKeySource::Ephemeral => "random, for this run only (no OS keyring)".into(),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiKeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ApiKeySource::Environment => "from KVPROXY_API_KEY",
-            ApiKeySource::Keyring => "from the OS keyring: `kvproxy api-key show`",
-            ApiKeySource::Ephemeral => "random, for this run only (no OS keyring)",
-        })
+        f.write_str(&self.describe("kvproxy"))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod api_key;
 pub mod demo;
 mod guard;
+pub mod invocation;
 pub mod openapi;
 mod problem;
 mod routes;

@@ -458,6 +458,21 @@ async fn try_the_demo_tenant_saves_a_default_profile_that_gets_tokens() {
         profiles[0].name == "demo" && profiles[0].is_default && profiles[0].demo,
         "{profiles:?}"
     );
+    // The window says how to use it from a terminal, with a command that runs as shown: the CLI built
+    // beside this test binary is not on the PATH, so it is named by its path.
+    let notices = w.desktop.status().notices;
+    let hint = notices
+        .iter()
+        .find(|n| n.title.contains("demo tenant is running"))
+        .unwrap_or_else(|| panic!("no demo notice in {notices:?}"));
+    assert_eq!(hint.level, "info");
+    let command = hint.detail.rsplit("From a terminal: ").next().unwrap_or_default();
+    assert!(command.ends_with(" token demo"), "{}", hint.detail);
+    let program = command.trim_end_matches(" token demo").trim_matches('\'');
+    assert!(
+        program == "kvproxy" || std::path::Path::new(program).is_file(),
+        "not runnable as shown: {command}"
+    );
     let token = w.desktop.get_token("demo", None, false).await.unwrap();
     assert!(token.demo && !token.from_cache);
     let info = w.desktop.key_info("demo", false).await.unwrap();

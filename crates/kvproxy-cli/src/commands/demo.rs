@@ -38,12 +38,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  certificate   {} (non-exportable RSA key)", seed.certificate_name);
     println!("  profile       '{DEMO_PROFILE}' saved in {}", store.path().display());
     println!();
+    // Runnable as printed: with this binary's path when the PATH does not find it (`make run` builds).
+    let kvproxy = kvproxy_server::invocation::this_cli();
     println!("Try, in another terminal:");
-    println!("  kvproxy key-info {DEMO_PROFILE}");
-    println!("  kvproxy token {DEMO_PROFILE}");
-    println!("  kvproxy token {DEMO_PROFILE} --json");
+    println!("  {kvproxy} key-info {DEMO_PROFILE}");
+    println!("  {kvproxy} token {DEMO_PROFILE}");
+    println!("  {kvproxy} token {DEMO_PROFILE} --json");
     println!(
-        "  curl --cacert {} --resolve api.localhost:{}:127.0.0.1 -H \"Authorization: Bearer $(kvproxy token {DEMO_PROFILE})\" {}me",
+        "  curl --cacert {} --resolve api.localhost:{}:127.0.0.1 -H \"Authorization: Bearer $({kvproxy} token {DEMO_PROFILE})\" {}me",
         ca_file.display(),
         emulator.port(),
         seed.api_url

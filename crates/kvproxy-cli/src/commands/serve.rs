@@ -39,7 +39,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("listening on http://{addr}");
     }
     println!("Swagger UI:  {}/swagger/index.html", server.base_url());
-    println!("API key:     {key_source}");
+    println!(
+        "API key:     {}",
+        key_source.describe(&kvproxy_server::invocation::this_cli())
+    );
     // The CLI's agent: `kvproxy token` on this machine asks this server first. Serving goes on without it.
     let _agent = match agent::default_socket_path() {
         Ok(path) => match AgentServer::start(agent_context, path).await {

@@ -2,8 +2,8 @@
 //! info, and the exit codes for "Entra refused" (3) and "could not reach it" (4).
 
 use crate::support::{
-    DEMO_AUDIENCE, DEMO_CLIENT_ID, Demo, TestEnv, assert_contains, b64url_decode, closed_port, decode_jwt, input_error,
-    is_base64url, run_fail, run_json, run_ok,
+    DEMO_AUDIENCE, DEMO_CLIENT_ID, Demo, KVPROXY, TestEnv, assert_contains, b64url_decode, closed_port, decode_jwt,
+    input_error, is_base64url, run_fail, run_json, run_ok,
 };
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -121,6 +121,47 @@ fn demo_writes_its_profile_and_ca() {
         profile["vault_url"],
         format!("https://demo.vault.localhost:{}/", demo.port)
     );
+}
+
+/// The commands `kvproxy demo` suggests run as printed: by the binary's path while the PATH does not find it
+/// (a fresh `make run` build), as plain `kvproxy` once it does (`make install`).
+#[test]
+fn demo_prints_commands_that_run_as_printed() {
+    let suggested = |demo: &Demo| {
+        demo.banner
+            .iter()
+            .find(|line| line.trim_end().ends_with("key-info demo"))
+            .unwrap_or_else(|| panic!("no key-info command in {:#?}", demo.banner))
+            .trim()
+            .to_string()
+    };
+    let env = TestEnv::new();
+    let demo = env.start_demo_with(|command| {
+        command.env("PATH", "/usr/bin:/bin");
+    });
+    let command = suggested(&demo);
+    assert!(
+        command.starts_with(KVPROXY),
+        "not on the PATH, so by its path: {command}"
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .env("PATH", "/usr/bin:/bin")
+        .env("KVPROXY_CONFIG_DIR", env.config_dir())
+        .env("KVPROXY_AGENT_SOCKET", env.agent_socket())
+        .env("KVPROXY_KEYRING", "off")
+        .output()
+        .expect("sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("key id"), "{command}: {stdout}");
+    drop(demo);
+
+    let on_path = TestEnv::new();
+    let dir = std::path::Path::new(KVPROXY).parent().expect("the binary's directory");
+    let demo = on_path.start_demo_with(|command| {
+        command.env("PATH", format!("{}:/usr/bin:/bin", dir.display()));
+    });
+    assert_eq!(suggested(&demo), "kvproxy key-info demo");
 }
 
 #[test]

@@ -79,7 +79,13 @@ impl TestEnv {
 
     /// Starts `kvproxy demo --port 0` (keyring off) and waits for its `ready.` line.
     pub fn start_demo(&self) -> Demo {
+        self.start_demo_with(|_| {})
+    }
+
+    /// [`TestEnv::start_demo`], with `configure` changing its command first (its environment, say).
+    pub fn start_demo_with(&self, configure: impl FnOnce(&mut std::process::Command)) -> Demo {
         let mut command = std::process::Command::new(KVPROXY);
+        configure(&mut command);
         command
             .env("KVPROXY_CONFIG_DIR", self.config_dir())
             .env("KVPROXY_AGENT_SOCKET", self.agent_socket())
