@@ -6,6 +6,7 @@ mod app;
 mod bus;
 mod commands;
 mod harness_selftest;
+mod install;
 mod measure;
 mod session;
 mod window;
