@@ -13,11 +13,15 @@ CARGO ?= cargo
 # Cargo.lock is committed: builds and tests use exactly it.
 LOCKED := --locked
 
-.PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust test-newman test-schemathesis screenshots
+.PHONY: help run build test bench deps test-deps fmt fmt-check clippy test-rust test-newman test-schemathesis screenshots install uninstall package check-windows
 
 help:
 	@echo "make run     install what is missing, build, start the KeyVault Proxy tray app"
 	@echo "make test    install what is missing, then every test: fmt check, clippy, cargo test (real keyring), newman, schemathesis"
+	@echo "make install    build optimised and install the app and the kvproxy CLI for you (PREFIX=~/.local)"
+	@echo "make uninstall  remove exactly what make install installed"
+	@echo "make package    build a .deb (target/debian/) and check it"
+	@echo "make check-windows  type-check and lint the Windows-only code from Linux (needs MinGW)"
 	@echo "make bench   cargo bench over the workspace"
 	@echo "make build   build the whole workspace (including the Tauri app)"
 	@echo "make screenshots  drive the window in light and dark and copy its screenshots to docs/screenshots/"
@@ -39,6 +43,24 @@ build: deps
 run: deps
 	@echo "==> building and starting (scripts/run.sh)"
 	scripts/run.sh
+
+# For the current user, no root: PREFIX/bin, the launcher entry and icons under PREFIX/share (PREFIX defaults
+# to ~/.local). The list of what was installed is kept, so uninstall removes exactly that.
+install: deps
+	@echo "==> installing into $${PREFIX:-$$HOME/.local} (scripts/install.sh)"
+	scripts/install.sh install
+
+uninstall:
+	scripts/install.sh uninstall
+
+# The named pipe and the Credential Manager store cannot run here; this at least compiles and lints them.
+check-windows:
+	scripts/check-windows.sh
+
+# A .deb in target/debian/ (cargo-deb, into .tools/ on first use); the script checks what it built.
+package: deps
+	@echo "==> building the .deb (scripts/package.sh)"
+	scripts/package.sh
 
 # Every step must pass; the first failure stops the run and its exit code is make's.
 # `cargo test --workspace` includes the desktop app's end-to-end tests (src-tauri/tests/it): each starts

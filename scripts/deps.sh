@@ -35,6 +35,8 @@ TEST_PACKAGES=(
     # schemathesis (scripts/schemathesis.sh) runs in a venv of its own under .tools/
     python3
     python3-venv
+    # desktop-file-validate, for the launcher entry make install writes
+    desktop-file-utils
 )
 # tauri 2.12 / tauri-build 2.7.4 need this (see Cargo.toml).
 MIN_RUST=1.90

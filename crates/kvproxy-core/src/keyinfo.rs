@@ -168,9 +168,21 @@ pub fn platform_keyring() -> Result<Arc<CredentialStore>> {
         })?;
         Ok(store)
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
     {
-        Err(Error::Keyring("this build has no keyring store for this OS yet".into()))
+        let store = apple_native_keyring_store::keychain::Store::new()
+            .map_err(|e| Error::Keyring(format!("the macOS keychain is not available ({e})")))?;
+        Ok(store)
+    }
+    #[cfg(target_os = "windows")]
+    {
+        let store = windows_native_keyring_store::Store::new()
+            .map_err(|e| Error::Keyring(format!("the Windows Credential Manager is not available ({e})")))?;
+        Ok(store)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+    {
+        Err(Error::Keyring("this build has no keyring store for this OS".into()))
     }
 }
 
