@@ -16,10 +16,7 @@ pub async fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
         ApiKeyCommand::Rotate => {
             let key = keys.rotate()?;
             println!("{}", key.expose());
-            let told = ask_agent(Request::ApiKeyRotated {
-                api_key: key.expose().to_string(),
-            })
-            .await?;
+            let told = ask_agent(Request::ApiKeyRotated { api_key: key.clone() }).await?;
             if matches!(told, Some(Response::ApiKeyApplied)) {
                 eprintln!("the running app (or kvproxy serve) took the new key: the old one no longer works");
             } else {

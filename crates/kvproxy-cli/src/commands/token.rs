@@ -33,18 +33,18 @@ fn print(token: &TokenAnswer, json: bool) -> anyhow::Result<()> {
     }
     if json {
         let out = serde_json::json!({
-            "access_token": token.access_token,
+            "access_token": token.access_token.expose(),
             "token_type": "Bearer",
             "expires_on": token.expires_on.format(&Rfc3339)?,
             "expires_in": (token.expires_on - OffsetDateTime::now_utc()).whole_seconds().max(0),
             "scope": token.scope,
             "profile": token.profile,
             "demo": token.demo,
-            "claims": decode_claims(&token.access_token),
+            "claims": decode_claims(token.access_token.expose()),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{}", token.access_token);
+        println!("{}", token.access_token.expose());
     }
     Ok(())
 }

@@ -22,7 +22,6 @@ use crate::ActivityRecord;
 use crate::api_key::ApiKeySource;
 use crate::problem::ApiError;
 use crate::state::AppState;
-use kvproxy_core::SecretString;
 use kvproxy_core::TokenOptions;
 use protocol::{
     Envelope, FrameError, Hello, PROTOCOL_VERSION, Request, Response, TokenAnswer, read_message, write_message,
@@ -177,10 +176,10 @@ impl AgentContext {
                             .into(),
                     });
                 }
-                if api_key.len() < crate::api_key::MIN_API_KEY_LEN {
+                if api_key.expose().len() < crate::api_key::MIN_API_KEY_LEN {
                     return Err(kvproxy_core::Error::invalid("api_key", "the new API key is too short"));
                 }
-                *self.state.api_key.write() = SecretString::new(api_key);
+                *self.state.api_key.write() = api_key;
                 tracing::info!("agent: the API key was rotated by kvproxy api-key rotate");
                 if let Some(hook) = &self.on_key_rotated {
                     hook();

@@ -2,7 +2,7 @@
 //! way per connection. The agent speaks first ([`Hello`]), so a client learns within a short timeout
 //! whether anything is alive behind the socket before it sends a request that may take a while.
 
-use kvproxy_core::{ErrorClass, KeyInfo};
+use kvproxy_core::{ErrorClass, KeyInfo, SecretString};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use time::OffsetDateTime;
@@ -45,7 +45,7 @@ pub enum Request {
     /// Key info for a profile's certificate; `refresh` reads it from Key Vault again.
     KeyInfo { profile: Option<String>, refresh: bool },
     /// `kvproxy api-key rotate` stored a new key in the keyring: the running API takes it at once.
-    ApiKeyRotated { api_key: String },
+    ApiKeyRotated { api_key: SecretString },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,7 +72,8 @@ pub enum Response {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenAnswer {
-    pub access_token: String,
+    /// Redacted in `Debug`, wiped when dropped, like every token in this program.
+    pub access_token: SecretString,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_on: OffsetDateTime,
     pub scope: String,
@@ -84,7 +85,7 @@ pub struct TokenAnswer {
 impl From<kvproxy_core::IssuedToken> for TokenAnswer {
     fn from(token: kvproxy_core::IssuedToken) -> Self {
         Self {
-            access_token: token.access_token.expose().to_string(),
+            access_token: token.access_token,
             expires_on: token.expires_on,
             scope: token.scope,
             profile: token.profile,

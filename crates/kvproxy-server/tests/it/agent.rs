@@ -65,7 +65,7 @@ async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
     let Response::Token(token) = answered(&socket, &envelope(&s, token_request(PROFILE))).await else {
         panic!("not a token");
     };
-    assert_eq!(token.access_token, http["access_token"].as_str().unwrap());
+    assert_eq!(token.access_token.expose(), http["access_token"].as_str().unwrap());
     assert!(token.from_cache);
     assert_eq!(token.profile, PROFILE);
     s.assert_emulator_untouched("a cached token over the agent");
@@ -91,7 +91,11 @@ async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
     // What the agent did shows in the activity log, without a token.
     let activity = ok_json(s.get("/api/activity").send().await.unwrap()).await.to_string();
     assert!(activity.contains("agent: token"), "{activity}");
-    assert!(!activity.contains(&token.access_token));
+    assert!(!activity.contains(token.access_token.expose()));
+    assert!(
+        !format!("{token:?}").contains(token.access_token.expose()),
+        "a token in Debug output"
+    );
 
     drop(agent);
     assert!(!socket.exists(), "a stopped agent removes its socket");
@@ -139,7 +143,7 @@ async fn a_rotated_key_applies_to_the_running_api_at_once() {
     .unwrap();
     let new_key = kvproxy_server::generate_api_key().unwrap().expose().to_string();
     let rotated = Request::ApiKeyRotated {
-        api_key: new_key.clone(),
+        api_key: new_key.clone().into(),
     };
     assert_eq!(answered(&socket, &envelope(&s, rotated)).await, Response::ApiKeyApplied);
     let with_key = |key: &str| s.http.get(s.url("/api/profiles")).bearer_auth(key.to_string()).send();
@@ -155,7 +159,7 @@ async fn a_rotated_key_applies_to_the_running_api_at_once() {
     .await
     .unwrap();
     let again = Request::ApiKeyRotated {
-        api_key: kvproxy_server::generate_api_key().unwrap().expose().to_string(),
+        api_key: kvproxy_server::generate_api_key().unwrap(),
     };
     assert!(matches!(
         answered(&socket2, &envelope(&s, again)).await,
