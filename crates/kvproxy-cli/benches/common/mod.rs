@@ -1,0 +1,148 @@
+//! What the `kvproxy-cli` benches share: a private world for `kvproxy` processes (config dir, agent socket,
+//! API key, no keyring), `kvproxy serve` started and waited for, percentiles, and the writer that replaces
+//! a bench's own section of `docs/benchmarks.md`. Each bench includes this file with `mod common;`, so an
+//! item one bench does not use is not dead code.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const KVPROXY: &str = env!("CARGO_BIN_EXE_kvproxy");
+
+/// A config dir, agent socket and API key of the bench's own; the user's are never read.
+pub struct World {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub api_key: String,
+}
+
+impl World {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            config: dir.join("config"),
+            socket: dir.join("run").join("agent.sock"),
+            api_key: "bench-api-key-0123456789abcdef0123456789".into(),
+        }
+    }
+
+    pub fn profiles_file(&self) -> PathBuf {
+        self.config.join("profiles.toml")
+    }
+
+    /// `kvproxy` with this world's environment.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(KVPROXY);
+        command
+            .env("KVPROXY_CONFIG_DIR", &self.config)
+            .env("KVPROXY_AGENT_SOCKET", &self.socket)
+            .env("KVPROXY_KEYRING", "off")
+            .env("KVPROXY_API_KEY", &self.api_key)
+            .env("NO_PROXY", "localhost,127.0.0.1,::1,.localhost")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// `kvproxy serve` on a free loopback port, returned once it says `ready.`.
+    pub fn start_serve(&self, extra: &[&str]) -> Serve {
+        let mut child = self
+            .command()
+            .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kvproxy serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut base_url = None;
+        let mut agent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                base_url = Some(addr.trim().to_string());
+            }
+            agent |= line.starts_with("CLI agent:");
+            if line.starts_with("ready.") {
+                break;
+            }
+        }
+        Serve {
+            base_url: base_url.expect("kvproxy serve printed no `listening on` line"),
+            agent,
+            child,
+        }
+    }
+}
+
+/// A running `kvproxy serve`, killed when dropped.
+pub struct Serve {
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    pub agent: bool,
+    pub child: Child,
+}
+
+impl Serve {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident set size of a process in KiB (`VmRSS` in `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Nearest-rank percentile of sorted samples (`p` in 0..=1).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// "2026-11-30, 2 cores": the line every section starts with, next to its command.
+pub fn stamp() -> String {
+    let date = time::OffsetDateTime::now_utc().date();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{date}, {cores} cores")
+}
+
+/// Replaces the text between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->` in
+/// `docs/benchmarks.md` (appending the section the first time) and prints the body.
+pub fn write_section(name: &str, body: &str) {
+    print!("{body}");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
+    if let Err(e) = replace_section(&file, name, body) {
+        eprintln!("could not update {}: {e}", file.display());
+    }
+}
+
+fn replace_section(file: &Path, name: &str, body: &str) -> std::io::Result<()> {
+    let start_marker = format!("<!-- bench:{name}:start -->");
+    let end_marker = format!("<!-- bench:{name}:end -->");
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let section = format!("{start_marker}\n{body}{end_marker}");
+    let updated = match (text.find(&start_marker), text.find(&end_marker)) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}{section}{}", &text[..start], &text[end + end_marker.len()..])
+        }
+        _ => format!("{}\n\n{section}\n", text.trim_end()),
+    };
+    std::fs::write(file, updated)
+}
