@@ -43,9 +43,12 @@ impl Default for RetrySettings {
 
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
-    /// A cached token closer than this to expiry is refreshed in the background while still served.
+    /// A cached token closer than this to expiry is refreshed in the background while still served. For a
+    /// token that lives less than four times this, the margin is a quarter of its lifetime instead (see
+    /// [`BrokerOptions::refresh_margin_for`]).
     pub refresh_margin: Duration,
     /// A token with less than this left is never served: the caller would get a token that dies in flight.
+    /// For a token that lives less than ten times this, a tenth of its lifetime instead.
     pub min_remaining: Duration,
     pub timeouts: HttpTimeouts,
     pub key_vault_retry: RetrySettings,
@@ -61,6 +64,27 @@ impl Default for BrokerOptions {
             key_vault_retry: RetrySettings::default(),
             key_info_store: KeyInfoStore::new(None),
         }
+    }
+}
+
+/// Share of a token's lifetime left when it is refreshed ahead, for tokens too short for the fixed margin.
+const REFRESH_AHEAD_DIVISOR: u32 = 4;
+/// Share of a token's lifetime below which it is no longer served, for tokens too short for the fixed minimum.
+const MIN_REMAINING_DIVISOR: u32 = 10;
+
+impl BrokerOptions {
+    /// When to start refreshing a token that lived `lifetime` when it was issued. Entra's tokens (60–90
+    /// minutes) get the fixed margin; a short-lived token would otherwise be inside the margin from birth
+    /// and be refreshed on every cached hit, so it is refreshed once a quarter of its life is left.
+    pub fn refresh_margin_for(&self, lifetime: Duration) -> Duration {
+        self.refresh_margin.min(lifetime / REFRESH_AHEAD_DIVISOR)
+    }
+
+    /// The least time left for which a token is still served. A fixed minute would make a token that lives
+    /// a minute or less unusable from birth; a tenth of its life keeps it servable until the refresh ahead,
+    /// which starts well before, has replaced it.
+    pub fn min_remaining_for(&self, lifetime: Duration) -> Duration {
+        self.min_remaining.min(lifetime / MIN_REMAINING_DIVISOR)
     }
 }
 
@@ -114,9 +138,16 @@ struct VaultKey {
 /// The SHA-256 of a cloud's own CA certificate (custom clouds), `None` for the OS trust store.
 type CaKey = Option<[u8; 32]>;
 
+/// A cached token and how long it had to live when it arrived, which sets its refresh margins.
+#[derive(Clone)]
+struct CachedToken {
+    token: IssuedToken,
+    lifetime: Duration,
+}
+
 #[derive(Default)]
 struct Slot {
-    current: RwLock<Option<IssuedToken>>,
+    current: RwLock<Option<CachedToken>>,
     fetch: tokio::sync::Mutex<()>,
     refreshing: AtomicBool,
     /// Bumped on every store, so a waiter can tell a token fetched while it waited from an old one.
@@ -125,7 +156,8 @@ struct Slot {
 
 impl Slot {
     fn store(&self, token: IssuedToken) {
-        *self.current.write() = Some(token);
+        let lifetime = (token.expires_on - OffsetDateTime::now_utc()).unsigned_abs();
+        *self.current.write() = Some(CachedToken { token, lifetime });
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -209,9 +241,9 @@ impl Broker {
         let slot = self.inner.tokens.lock().entry(key).or_default().clone();
 
         if !options.skip_cache
-            && let Some(token) = self.usable(&slot)
+            && let Some(CachedToken { token, lifetime }) = self.usable(&slot)
         {
-            if token.expires_on - OffsetDateTime::now_utc() < self.inner.options.refresh_margin
+            if token.expires_on - OffsetDateTime::now_utc() < self.inner.options.refresh_margin_for(lifetime)
                 && !slot.refreshing.swap(true, Ordering::SeqCst)
             {
                 self.refresh_in_background(slot.clone(), profile.clone(), scope.clone(), given.clone());
@@ -225,7 +257,7 @@ impl Broker {
         let seen = slot.generation.load(Ordering::SeqCst);
         let _guard = slot.fetch.lock().await;
         // Whoever held the lock before us may have just fetched what we need (single flight).
-        if let Some(token) = self.usable(&slot)
+        if let Some(CachedToken { token, .. }) = self.usable(&slot)
             && (!options.skip_cache || slot.generation.load(Ordering::SeqCst) != seen)
         {
             return Ok(IssuedToken {
@@ -238,10 +270,11 @@ impl Broker {
         Ok(token)
     }
 
-    fn usable(&self, slot: &Slot) -> Option<IssuedToken> {
+    fn usable(&self, slot: &Slot) -> Option<CachedToken> {
         let current = slot.current.read();
-        let token = current.as_ref()?;
-        (token.expires_on - OffsetDateTime::now_utc() > self.inner.options.min_remaining).then(|| token.clone())
+        let cached = current.as_ref()?;
+        let left = cached.token.expires_on - OffsetDateTime::now_utc();
+        (left > self.inner.options.min_remaining_for(cached.lifetime)).then(|| cached.clone())
     }
 
     fn refresh_in_background(
@@ -426,5 +459,38 @@ pub(crate) fn sdk_client_options(http: reqwest::Client, retry: RetrySettings) ->
             max_delay: to_time(retry.max_delay),
         }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_margins_scale_down_for_short_tokens_only() {
+        let options = BrokerOptions::default();
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        // Entra's 60–90 minute tokens keep the fixed margins.
+        for lifetime in [minutes(60), minutes(75), minutes(90), minutes(24 * 60)] {
+            assert_eq!(options.refresh_margin_for(lifetime), minutes(5));
+            assert_eq!(options.min_remaining_for(lifetime), minutes(1));
+        }
+        // A 200 s token would be "near expiry" from birth with a 5 minute margin.
+        assert_eq!(
+            options.refresh_margin_for(Duration::from_secs(200)),
+            Duration::from_secs(50)
+        );
+        assert_eq!(
+            options.min_remaining_for(Duration::from_secs(200)),
+            Duration::from_secs(20)
+        );
+        // 70 s: refreshed with 17.5 s left, served down to 7 s; the refresh always starts first.
+        let lifetime = Duration::from_secs(70);
+        assert_eq!(options.refresh_margin_for(lifetime), Duration::from_millis(17_500));
+        assert_eq!(options.min_remaining_for(lifetime), Duration::from_secs(7));
+        for seconds in [1, 10, 70, 300, 1200, 3600, 5400] {
+            let lifetime = Duration::from_secs(seconds);
+            assert!(options.refresh_margin_for(lifetime) > options.min_remaining_for(lifetime));
+        }
     }
 }
