@@ -2,14 +2,24 @@
 
 use crate::guard::guard;
 use crate::openapi::ApiDoc;
+use crate::problem::ApiError;
 use crate::routes::{dotnet, misc, msi, oauth2, profiles};
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -18,6 +28,12 @@ pub use kvproxy_core::settings::DEFAULT_PORT;
 /// one a client resolves it to.
 pub const LOOPBACK: [IpAddr; 2] = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
 pub const MAX_BODY: usize = 64 * 1024;
+/// How long a client may take to send a request's headers, counted from the first byte it is waited for
+/// (so also how long an idle keep-alive connection stays open). Any local tool sends its headers at once;
+/// without a limit a client that dribbles them (slowloris) would hold its connection open forever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's body once its headers are in, for the same reason.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every route the server answers, as `(method, path)`: the OpenAPI document is tested against it.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -94,9 +110,46 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/swagger").url("/openapi.json", ApiDoc::openapi()))
         .fallback(misc::not_found)
         .method_not_allowed_fallback(misc::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(read_body_in_time));
     api.layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// Reads the request body within [`BODY_READ_TIMEOUT`], keeping at most one byte more than [`MAX_BODY`] so
+/// that each route still answers an oversized body with its own 413.
+async fn read_body_in_time(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut chunks = body.into_data_stream();
+    let mut buffer = Vec::new();
+    let read = async {
+        while buffer.len() <= MAX_BODY
+            && let Some(chunk) = chunks.next().await
+        {
+            buffer.extend_from_slice(&chunk?);
+        }
+        Ok::<_, axum::Error>(())
+    };
+    let outcome = tokio::time::timeout(BODY_READ_TIMEOUT, read).await;
+    let refusal = match outcome {
+        Ok(Ok(())) => return next.run(Request::from_parts(parts, Body::from(buffer))).await,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "Request timeout",
+            format!("the request body did not arrive within {BODY_READ_TIMEOUT:?}"),
+        ),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            format!("the request body could not be read: {e}"),
+        ),
+    };
+    let mut response = refusal.into_response();
+    // The rest of the body may still be on its way: this connection cannot carry another request.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Serves on all listeners until `shutdown` resolves; in-flight requests finish first.
@@ -106,26 +159,78 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state);
-    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
     });
-    let servers = listeners.into_iter().map(|listener| {
-        let mut rx = rx.clone();
-        let app = app.clone();
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await
-        }
-    });
+    let servers = listeners
+        .into_iter()
+        .map(|listener| serve_listener(listener, app.clone(), rx.clone()));
     for result in futures::future::join_all(servers).await {
         result?;
     }
     Ok(())
+}
+
+/// Accepts connections until `stop`, then waits for the open ones to finish their requests. Connections are
+/// served by hyper directly rather than `axum::serve`, which has no timer and so no header read timeout.
+async fn serve_listener(listener: TcpListener, app: Router, stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    // Each connection task holds a receiver; `closed()` on the sender resolves once all are gone.
+    let (open_tx, open_rx) = watch::channel(());
+    let stop_accepting = stopped(stop.clone());
+    tokio::pin!(stop_accepting);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stop_accepting => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Per-connection failures (a reset before accept) and running out of file descriptors
+                    // must not end serving; pausing briefly keeps the latter from spinning.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // A token answer is small: sent at once rather than held back for the client's delayed ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stopped(stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            match result {
+                Ok(()) => tracing::trace!("connection closed"),
+                Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    drop(open_rx);
+    open_tx.closed().await;
+    Ok(())
+}
+
+/// Resolves once a stop is asked for, or the sender is gone.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Binds every address; an IPv6 loopback that the machine lacks is skipped with a warning.

@@ -8,6 +8,7 @@
 //!
 //! Every test gets its own config directory; the OS keyring is off unless a test is about it.
 
+mod attacks;
 mod demo;
 mod keyring;
 mod profiles;

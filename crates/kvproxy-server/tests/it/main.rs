@@ -3,6 +3,7 @@
 //! log subscriber.)
 
 mod agent;
+mod attacks;
 mod common;
 mod lockdown;
 mod routes;
