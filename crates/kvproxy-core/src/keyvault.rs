@@ -209,3 +209,58 @@ fn parse_certificate(der: &[u8]) -> Result<(String, OffsetDateTime, OffsetDateTi
         to_time(validity.not_after)?,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    /// A self-signed P-256 certificate (`CN=kvproxy-props`), DER in base64: what Key Vault's `cer` holds.
+    const CERTIFICATE: &str = "MIIBhTCCASugAwIBAgIUKyiT1t9VUHHIPhHSgPzC7XP/fPMwCgYIKoZIzj0EAwIwGDEWMBQGA1UEAwwNa3Zwcm94eS1wcm9wczAeFw0yNjExMzAxNzA3MDJaFw0zNjExMjcxNzA3MDJaMBgxFjAUBgNVBAMMDWt2cHJveHktcHJvcHMwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATkds+z1qNtJ7vNjHTxcrWrOWcyUlNsao7TPFQVb3ntMD675KC2TqaaefB2192MtNq/IaxlFZ9lPEkAYWwfwL06o1MwUTAdBgNVHQ4EFgQUj/r8duNDmMc5JcwrzzviZ402SFkwHwYDVR0jBBgwFoAUj/r8duNDmMc5JcwrzzviZ402SFkwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiAZnsch1EZ1qMHuI8GGORFktL6r+JeU66o6V7bn/NywXQIhAOH1/sQCximCdgOfhJe/RySqzfaJIVuUanPhycLzb0OP";
+
+    fn certificate_der() -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(CERTIFICATE)
+            .expect("the test certificate is base64")
+    }
+
+    #[test]
+    fn a_certificate_gives_its_subject_and_validity() {
+        let (subject, not_before, expires) = parse_certificate(&certificate_der()).expect("a certificate");
+        assert_eq!(subject, "CN=kvproxy-props");
+        assert!(not_before < expires);
+    }
+
+    proptest! {
+        /// The `cer` of a Key Vault answer, as any bytes or as the certificate with bytes flipped, cut or
+        /// appended: subject and validity, or a certificate error, never a panic.
+        #[test]
+        fn certificate_der_parser_never_panics(
+            junk in prop::collection::vec(any::<u8>(), 0..600),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            cut in any::<prop::sample::Index>(),
+            how in 0usize..3,
+        ) {
+            let original = certificate_der();
+            let mut der = original.clone();
+            match how {
+                0 => {
+                    for (at, bits) in &flips {
+                        let i = at.index(der.len());
+                        der[i] ^= bits;
+                    }
+                }
+                1 => der.truncate(cut.index(der.len())),
+                _ => der.extend_from_slice(&junk),
+            }
+            for bytes in [&der, &junk] {
+                match parse_certificate(bytes) {
+                    Ok((subject, ..)) if *bytes == original => prop_assert_eq!(subject, "CN=kvproxy-props"),
+                    Ok(_) => {}
+                    Err(e) => prop_assert!(matches!(e, Error::Certificate(_)), "{e:?}"),
+                }
+            }
+        }
+    }
+}

@@ -5,3 +5,4 @@ mod assertion;
 mod common;
 mod engine;
 mod os_keyring;
+mod props;

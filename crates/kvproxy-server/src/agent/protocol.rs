@@ -113,15 +113,17 @@ pub async fn read_message<T: serde::de::DeserializeOwned>(
     reader: &mut (impl AsyncBufRead + Unpin),
 ) -> Result<T, FrameError> {
     use tokio::io::AsyncReadExt;
-    let mut line = String::new();
-    let read = reader.take(MAX_LINE + 1).read_line(&mut line).await?;
+    // Bytes, not a `String`: a line that is not UTF-8 is then an invalid message the peer is told about, not
+    // an I/O error that drops the connection without an answer.
+    let mut line = Vec::new();
+    let read = reader.take(MAX_LINE + 1).read_until(b'\n', &mut line).await?;
     if read == 0 {
         return Err(FrameError::Closed);
     }
     if read as u64 > MAX_LINE {
         return Err(FrameError::TooLong);
     }
-    Ok(serde_json::from_str(line.trim_end())?)
+    Ok(serde_json::from_slice(line.trim_ascii_end())?)
 }
 
 /// Writes one message as one line.

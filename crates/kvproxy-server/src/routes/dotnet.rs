@@ -375,6 +375,14 @@ fn split_key_uri(key_uri: &str, version_required: bool) -> ApiResult<(String, St
     if version_required && version.is_none() {
         return Err(bad("has no key version"));
     }
+    // Vault key versions are letters and digits (the schema says so too); anything else is a typo that the
+    // vault would only answer with a 404, which reaches the caller as a gateway error instead of a 400.
+    if version
+        .as_deref()
+        .is_some_and(|v| v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(bad("has a key version that is not 1-64 letters and digits"));
+    }
     let mut vault = url.clone();
     vault.set_path("/");
     Ok((vault.to_string(), name.to_string(), version))

@@ -95,6 +95,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
     }
 }
 
+/// The profile name of a `/…/{name}/…` route. axum's own rejection (a name that is not UTF-8 once
+/// percent-decoded) is plain text; callers get a problem document naming `profile`.
+pub struct ProfileName(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ProfileName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(name)) => Ok(Self(name)),
+            Err(rejection) => Err(ApiError::bad_field(
+                "profile",
+                format!("the profile name in the path is not valid: {}", rejection.body_text()),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2,13 +2,13 @@
 //! DefaultAzureCredential) gets the profile's app token with `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` set
 //! and no code change. The profile is in the path, so each app on the machine can have its own identity.
 
-use super::extract::QueryParams;
+use super::extract::{ProfileName, QueryParams};
 use super::with_profile;
 use crate::guard::require_key;
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use kvproxy_core::TokenOptions;
@@ -64,8 +64,9 @@ pub async fn default_token(
 pub async fn profile_token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(profile): Path<String>,
+    // The query first: its errors (a missing `api-version`) are the ones MSI clients are told about first.
     QueryParams(query): QueryParams<MsiQuery>,
+    ProfileName(profile): ProfileName,
 ) -> ApiResult<Response> {
     respond(state, headers, Some(profile), query).await
 }
@@ -105,7 +106,13 @@ async fn respond(state: AppState, headers: HeaderMap, profile: Option<String>, q
     let issued = state
         .broker
         .token(&profile, Some(&scope), TokenOptions::default())
-        .await?;
+        .await
+        .map_err(|e| {
+            // The scope is made from `resource`, the parameter the caller sent and has to fix.
+            let mut error = ApiError::from(e);
+            error.rename_fields(|field| if field == "scope" { "resource" } else { field });
+            error
+        })?;
     let body = MsiToken {
         access_token: issued.access_token.expose().to_string(),
         expires_on: issued.expires_on.unix_timestamp().to_string(),

@@ -1,12 +1,12 @@
 //! The profile-based way: name a profile, get its token.
 
-use super::extract::QueryParams;
+use super::extract::{ProfileName, QueryParams};
 use super::with_profile;
 use crate::guard::require_key;
 use crate::problem::{ApiResult, Problem};
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use kvproxy_core::{IssuedToken, TokenOptions};
@@ -119,7 +119,7 @@ impl From<&IssuedToken> for ProfileToken {
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ProfileName(name): ProfileName,
     QueryParams(query): QueryParams<TokenQuery>,
 ) -> ApiResult<Response> {
     require_key(&state, &headers)?;

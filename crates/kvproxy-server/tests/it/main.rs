@@ -6,5 +6,6 @@ mod agent;
 mod attacks;
 mod common;
 mod lockdown;
+mod props;
 mod routes;
 mod sdk_managed_identity;
