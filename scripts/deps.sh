@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what KeyVault Proxy needs to build (and, with --test, to run every test), and only what is
 # missing. The one place that lists the system packages: `make run` calls `scripts/deps.sh`,
-# `make test` calls `scripts/deps.sh --test`.
+# `make test` calls `scripts/deps.sh --test`, `make bench` calls `scripts/deps.sh --bench`.
 #
 # Debian/Ubuntu packages are checked with `dpkg -s` and installed with apt-get (through sudo when not
 # root); `apt-get update` runs only when something must be installed. The Rust toolchain itself is
@@ -38,6 +38,14 @@ TEST_PACKAGES=(
     # desktop-file-validate, for the launcher entry make install writes
     desktop-file-utils
 )
+# Benchmarks: wrk drives the API in the load bench, and `make bench` runs under scripts/with-keyring.sh (a
+# private D-Bus session with gnome-keyring, checked with secret-tool) so the warm path reads a real keyring.
+BENCH_PACKAGES=(
+    wrk
+    dbus
+    gnome-keyring
+    libsecret-tools
+)
 # tauri 2.12 / tauri-build 2.7.4 need this (see Cargo.toml).
 MIN_RUST=1.90
 
@@ -48,11 +56,13 @@ die() {
 }
 
 with_tests=0
+with_bench=0
 case "${1:-}" in
 "") ;;
 --test) with_tests=1 ;;
+--bench) with_bench=1 ;;
 *)
-    echo "usage: $0 [--test]" >&2
+    echo "usage: $0 [--test | --bench]" >&2
     exit 2
     ;;
 esac
@@ -60,6 +70,7 @@ esac
 # --- system packages -------------------------------------------------------------------------------------
 packages=("${BUILD_PACKAGES[@]}")
 ((with_tests)) && packages+=("${TEST_PACKAGES[@]}")
+((with_bench)) && packages+=("${BENCH_PACKAGES[@]}")
 
 is_installed() {
     local status

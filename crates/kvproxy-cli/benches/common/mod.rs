@@ -4,10 +4,13 @@
 //! item one bench does not use is not dead code.
 #![allow(dead_code)]
 
+use kvproxy_core::ProfileStore;
+use kvproxy_emulator::{Emulator, Route};
+use kvproxy_server::demo::DemoTenant;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const KVPROXY: &str = env!("CARGO_BIN_EXE_kvproxy");
 
@@ -42,6 +45,39 @@ impl World {
             .env("NO_PROXY", "localhost,127.0.0.1,::1,.localhost")
             .env_remove("RUST_LOG");
         command
+    }
+
+    /// Starts the demo tenant in this process (its counters are then ours to read) and saves the `demo`
+    /// profile for it as this world's default.
+    pub fn start_demo(&self, runtime: &tokio::runtime::Runtime) -> DemoTenant {
+        let store = ProfileStore::new(self.profiles_file());
+        let demo = runtime
+            .block_on(DemoTenant::start(0, &store, true))
+            .expect("demo tenant");
+        assert!(
+            matches!(demo, DemoTenant::Owned { .. }),
+            "port 0 always starts a tenant of our own"
+        );
+        demo
+    }
+
+    /// One `kvproxy token PROFILE EXTRA…` process, started and waited for, as `$(kvproxy token)` in a
+    /// script is; its wall time. With `keyring`, the process uses the OS keyring (see `scripts/with-keyring.sh`).
+    pub fn token(&self, profile: &str, extra: &[&str], keyring: bool) -> Duration {
+        let mut command = self.command();
+        if keyring {
+            command.env_remove("KVPROXY_KEYRING");
+        }
+        let started = Instant::now();
+        let out = command
+            .args(["token", profile])
+            .args(extra)
+            .output()
+            .expect("run kvproxy token");
+        let elapsed = started.elapsed();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim().split('.').count(), 3);
+        elapsed
     }
 
     /// `kvproxy serve` on a free loopback port, returned once it says `ready.`.
@@ -94,6 +130,63 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The emulator of a demo tenant this process started.
+pub fn emulator_of(demo: &DemoTenant) -> &Emulator {
+    match demo {
+        DemoTenant::Owned { emulator, .. } => emulator,
+        DemoTenant::Shared { .. } => panic!("the demo tenant runs in another process"),
+    }
+}
+
+/// The seed (app, vault, certificate) of a demo tenant this process started.
+pub fn seed_of(demo: &DemoTenant) -> &kvproxy_emulator::DemoSeed {
+    match demo {
+        DemoTenant::Owned { seed, .. } => seed,
+        DemoTenant::Shared { .. } => panic!("the demo tenant runs in another process"),
+    }
+}
+
+/// Calls the emulator counted, per token (or per process, for rows that start one per token).
+#[derive(Debug, Default, Clone)]
+pub struct Calls {
+    /// Certificate reads and signs.
+    pub key_vault: f64,
+    /// Key Vault's 401 challenges (answered before any injected latency).
+    pub challenges: f64,
+    /// Sign-ins of the Key Vault credential (the emulator's developer app).
+    pub sign_in: f64,
+    /// Entra token requests for the app.
+    pub token: f64,
+    /// Entra's instance discovery.
+    pub discovery: f64,
+    /// Every call that waited for the injected latency, all routes together.
+    pub delayed: f64,
+}
+
+impl Calls {
+    /// What the emulator counted since its counters were reset, divided over `per`.
+    pub fn read(emulator: &Emulator, per: usize) -> Self {
+        let per = |n: u64| n as f64 / per.max(1) as f64;
+        Self {
+            key_vault: per(emulator.count(Route::GetCertificate) + emulator.count(Route::Sign)),
+            challenges: per(emulator.count_challenges()),
+            sign_in: per(emulator.count(Route::DeveloperToken)),
+            token: per(emulator.count(Route::Token)),
+            discovery: per(emulator.count(Route::Discovery)),
+            delayed: per(Route::ALL.iter().map(|r| emulator.count(*r)).sum()),
+        }
+    }
+}
+
+/// Runs `call` `runs` times from zeroed counters (each call returns its own wall time): the samples, sorted,
+/// and the calls per run.
+pub fn measure(emulator: &Emulator, runs: usize, mut call: impl FnMut() -> Duration) -> (Vec<Duration>, Calls) {
+    emulator.reset_counters();
+    let mut samples: Vec<Duration> = (0..runs).map(|_| call()).collect();
+    samples.sort();
+    (samples, Calls::read(emulator, runs))
 }
 
 /// Resident set size of a process in KiB (`VmRSS` in `/proc/PID/status`).

@@ -9,3 +9,4 @@ mod lockdown;
 mod props;
 mod routes;
 mod sdk_managed_identity;
+mod single_flight;
