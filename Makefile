@@ -83,6 +83,8 @@ fmt-check:
 clippy:
 	@echo "==> [2/5] lints: cargo clippy --workspace --all-targets -- -D warnings"
 	$(CARGO) clippy $(LOCKED) --workspace --all-targets -- -D warnings
+	@# --all-targets leaves out benches marked `bench = false` (the soak).
+	$(CARGO) clippy $(LOCKED) -p kvproxy-cli --bench soak -- -D warnings
 
 # The OS keyring tests talk to a real Secret Service: a private D-Bus session with gnome-keyring unlocked.
 # --no-fail-fast: every crate's tests run and report, so one failure does not hide another.
