@@ -1,13 +1,11 @@
 //! Attacks from docs/SECURITY.md that are the CLI's business: a squatter on the API port, profile names that
 //! look like paths, CR/LF in names, and tokens or the API key written to disk.
 
-use crate::support::{KVPROXY, TestEnv, input_error, run_fail, run_ok};
+use crate::support::{KVPROXY, Server, TestEnv, http, input_error, run_fail, run_ok, start_server_with};
 use assert_cmd::Command;
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "attack-test-key-0123456789abcdef0123456789abcdef";
@@ -220,19 +218,6 @@ fn cr_lf_in_names_cannot_forge_lines() {
     }
 }
 
-/// A running `kvproxy serve`, killed on drop.
-struct Serve {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Every place a per-user program might write, as environment variables pointing inside `home`.
 fn home_env(home: &Path) -> Vec<(&'static str, PathBuf)> {
     let mut vars = Vec::new();
@@ -252,58 +237,21 @@ fn home_env(home: &Path) -> Vec<(&'static str, PathBuf)> {
     vars
 }
 
-fn start_serve(env: &TestEnv, home: &Path) -> Serve {
+/// `kvproxy serve` with the API key, the keyring off and every per-user directory inside `home`.
+fn start_serve(env: &TestEnv, home: &Path) -> Server {
     let mut command = std::process::Command::new(KVPROXY);
-    command.envs(home_env(home));
-    let mut child = command
-        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
-        .env("KVPROXY_CONFIG_DIR", env.config_dir())
-        .env("KVPROXY_AGENT_SOCKET", env.agent_socket())
+    command
+        .envs(home_env(home))
         .env("KVPROXY_KEYRING", "off")
-        .env("KVPROXY_API_KEY", KEY)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut serve = Serve { child, port: 0 };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("`kvproxy serve` printed no `ready.` line");
-        if let Some(port) = line.strip_prefix("listening on http://127.0.0.1:") {
-            serve.port = port.trim().parse().expect("a port");
-        }
-        if line.starts_with("ready.") {
-            return serve;
-        }
-    }
+        .env("KVPROXY_API_KEY", KEY);
+    start_server_with(env, command)
 }
 
-/// `GET path` with the API key, over a plain socket; the body.
+/// `GET path` with the API key; the body of its 200 answer.
 fn http_body(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nX-Api-Key: {KEY}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
+    let (status, body) = http(port, path, &[("X-Api-Key", KEY)]);
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// Every regular file under `dir`, with its bytes.

@@ -290,3 +290,80 @@ pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }
+
+/// A running `kvproxy serve`, killed on drop: its port and what it printed up to `ready.`.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub banner: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kvproxy serve` on a free port with this test's config dir and agent socket; `command` brings the API
+/// key and keyring settings.
+pub fn start_server_with(env: &TestEnv, mut command: std::process::Command) -> Server {
+    let mut child = command
+        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+        .env("KVPROXY_CONFIG_DIR", env.config_dir())
+        .env("KVPROXY_AGENT_SOCKET", env.agent_socket())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut server = Server {
+        child,
+        port: 0,
+        banner: Vec::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no `ready.` from serve; got {:?}", server.banner));
+        if let Some(addr) = line.strip_prefix("listening on http://127.0.0.1:") {
+            server.port = addr.trim().parse().expect("port");
+        }
+        let ready = line.starts_with("ready.");
+        server.banner.push(line);
+        if ready {
+            return server;
+        }
+    }
+}
+
+/// One HTTP/1.1 request over a plain socket: (status, body).
+pub fn http(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("read timeout");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("read response");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
