@@ -159,7 +159,7 @@ pub async fn kv_key(
     _authorized: Authorized,
     JsonBody(req): JsonBody<KvKeyRequest>,
 ) -> ApiResult<Response> {
-    let (vault_url, key_name, _) = split_key_uri(&req.key_uri, true)?;
+    let (vault_url, key_name, _) = split_key_uri(&req.key_uri)?;
     let (thumbprints, algorithm) = parse_thumbprint(&req.key_thumbprint)?;
     let target = Target {
         vault_url: &vault_url,
@@ -357,8 +357,9 @@ fn dotnet_field(field: &str, by: Located) -> &str {
     }
 }
 
-/// `https://V/keys/NAME[/VERSION]` -> (vault URL, NAME, VERSION).
-fn split_key_uri(key_uri: &str, version_required: bool) -> ApiResult<(String, String, Option<String>)> {
+/// `https://V/keys/NAME/VERSION` -> (vault URL, NAME, VERSION). The version is required: a signature must
+/// come from the key the certificate's thumbprint describes, not whatever version is current.
+fn split_key_uri(key_uri: &str) -> ApiResult<(String, String, String)> {
     let bad = |why: &str| {
         ApiError::bad_field(
             "keyUri",
@@ -368,24 +369,18 @@ fn split_key_uri(key_uri: &str, version_required: bool) -> ApiResult<(String, St
     let url = url::Url::parse(key_uri.trim()).map_err(|_| bad("is not a URL"))?;
     let segments: Vec<&str> = url.path().trim_matches('/').split('/').collect();
     let (name, version) = match segments.as_slice() {
-        ["keys", name] if !name.is_empty() => (*name, None),
-        ["keys", name, version] if !name.is_empty() && !version.is_empty() => (*name, Some(version.to_string())),
+        ["keys", name] if !name.is_empty() => return Err(bad("has no key version")),
+        ["keys", name, version] if !name.is_empty() && !version.is_empty() => (*name, *version),
         _ => return Err(bad("is not a key id")),
     };
-    if version_required && version.is_none() {
-        return Err(bad("has no key version"));
-    }
     // Vault key versions are letters and digits (the schema says so too); anything else is a typo that the
     // vault would only answer with a 404, which reaches the caller as a gateway error instead of a 400.
-    if version
-        .as_deref()
-        .is_some_and(|v| v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
+    if version.len() > 64 || !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(bad("has a key version that is not 1-64 letters and digits"));
     }
     let mut vault = url.clone();
     vault.set_path("/");
-    Ok((vault.to_string(), name.to_string(), version))
+    Ok((vault.to_string(), name.to_string(), version.to_string()))
 }
 
 /// Accepts SHA-1 or SHA-256 thumbprints, hex (any case, `:` allowed) or base64url.
@@ -443,12 +438,12 @@ mod tests {
 
     #[test]
     fn key_uris_split_into_vault_name_and_version() {
-        let (vault, name, version) = split_key_uri("https://v.vault.azure.net/keys/k/0123", true).unwrap();
+        let (vault, name, version) = split_key_uri("https://v.vault.azure.net/keys/k/0123").unwrap();
         assert_eq!(
-            (vault.as_str(), name.as_str(), version.as_deref()),
-            ("https://v.vault.azure.net/", "k", Some("0123"))
+            (vault.as_str(), name.as_str(), version.as_str()),
+            ("https://v.vault.azure.net/", "k", "0123")
         );
-        assert!(split_key_uri("https://v.vault.azure.net/keys/k", true).is_err());
-        assert!(split_key_uri("https://v.vault.azure.net/secrets/k/1", false).is_err());
+        assert!(split_key_uri("https://v.vault.azure.net/keys/k").is_err());
+        assert!(split_key_uri("https://v.vault.azure.net/secrets/k/1").is_err());
     }
 }
