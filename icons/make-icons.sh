@@ -54,5 +54,9 @@ for px in 32 128 256; do
   "${im[@]}" "$work/icon-512.png" -filter Lanczos -resize "${px}x${px}" "${png_opts[@]}" "PNG32:$name"
 done
 
+# Windows: one .ico with the sizes Explorer, the taskbar and the Start menu ask for (tauri-build embeds it as
+# the programs' icon resource; the installer uses it too). 256 px frames are stored as PNG inside the ICO.
+"${im[@]}" "$work/icon-512.png" -define icon:auto-resize=256,128,64,48,32,24,16 icon.ico
+
 # The tray gets the same artwork; panels scale it themselves, 32 px is what most of them ask for.
 cp 32x32.png tray.png

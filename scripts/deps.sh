@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what KeyVault Proxy needs to build (and, with --test, to run every test), and only what is
 # missing. The one place that lists the system packages: `make run` calls `scripts/deps.sh`,
-# `make test` calls `scripts/deps.sh --test`, `make bench` calls `scripts/deps.sh --bench`.
+# `make test` calls `scripts/deps.sh --test`, `make bench` calls `scripts/deps.sh --bench`, and the Windows
+# targets (`make windows`, `make package-windows`, `make test-windows`) call `scripts/deps.sh --windows`.
 #
 # Debian/Ubuntu packages are checked with `dpkg -s` and installed with apt-get (through sudo when not
 # root); `apt-get update` runs only when something must be installed. The Rust toolchain itself is
@@ -46,6 +47,20 @@ BENCH_PACKAGES=(
     gnome-keyring
     libsecret-tools
 )
+# Windows from Linux: the MinGW-w64 cross compilers (C for the crypto crates and OpenSSL, which is built from
+# source into the programs; windres for the icon and manifest resources), Wine to run the Windows programs in
+# tests (wine64: the programs are 64-bit), NSIS for the setup program, and perl for OpenSSL's build.
+WINDOWS_PACKAGES=(
+    gcc-mingw-w64-x86-64
+    g++-mingw-w64-x86-64
+    binutils-mingw-w64-x86-64
+    wine
+    wine64
+    nsis
+    perl
+    make
+)
+WINDOWS_TARGET=x86_64-pc-windows-gnu
 # tauri 2.12 / tauri-build 2.7.4 need this (see Cargo.toml).
 MIN_RUST=1.90
 
@@ -57,12 +72,14 @@ die() {
 
 with_tests=0
 with_bench=0
+with_windows=0
 case "${1:-}" in
 "") ;;
 --test) with_tests=1 ;;
 --bench) with_bench=1 ;;
+--windows) with_windows=1 ;;
 *)
-    echo "usage: $0 [--test | --bench]" >&2
+    echo "usage: $0 [--test | --bench | --windows]" >&2
     exit 2
     ;;
 esac
@@ -71,6 +88,7 @@ esac
 packages=("${BUILD_PACKAGES[@]}")
 ((with_tests)) && packages+=("${TEST_PACKAGES[@]}")
 ((with_bench)) && packages+=("${BENCH_PACKAGES[@]}")
+((with_windows)) && packages+=("${WINDOWS_PACKAGES[@]}")
 
 is_installed() {
     local status
@@ -124,6 +142,16 @@ if ((with_tests)); then
             die "could not add the $component component (rustup could not download it?); run 'rustup component add $component' where the Rust distribution server is reachable"
     done
     say "rustfmt and clippy present"
+fi
+
+if ((with_windows)); then
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$WINDOWS_TARGET"; then
+        command -v rustup >/dev/null || die "the Rust target $WINDOWS_TARGET is missing and there is no rustup to add it"
+        say "adding the Rust target $WINDOWS_TARGET"
+        rustup target add "$WINDOWS_TARGET" ||
+            die "could not add the Rust target $WINDOWS_TARGET (rustup could not download it?)"
+    fi
+    say "Rust target $WINDOWS_TARGET present"
 fi
 
 # --- Node.js for newman (the Postman collection run) ---------------------------------------------------
