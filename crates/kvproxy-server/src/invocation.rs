@@ -45,11 +45,14 @@ fn command_for_path(binary: &Path, path: Option<&std::ffi::OsStr>) -> String {
     }
 }
 
-/// Single quotes unless every character is safe bare in sh, fish, PowerShell and cmd.
+/// Bare when every character is safe in sh, fish, PowerShell and cmd; else quoted: single quotes for Unix
+/// shells, double quotes on Windows (cmd knows no others; a Windows path cannot contain `"`).
 fn shell_quoted(text: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:\\".contains(c);
     if !text.is_empty() && text.chars().all(safe) {
         text.to_string()
+    } else if cfg!(windows) {
+        format!("\"{text}\"")
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
@@ -66,16 +69,25 @@ mod tests {
         let other = dir.path().join("my tools");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(&other).unwrap();
-        let installed = bin.join("kvproxy");
-        let built = other.join("kvproxy");
+        let name = format!("kvproxy{}", std::env::consts::EXE_SUFFIX);
+        let installed = bin.join(&name);
+        let built = other.join(&name);
         std::fs::write(&installed, "").unwrap();
         std::fs::write(&built, "").unwrap();
         let path = std::env::join_paths([&bin]).unwrap();
 
         assert_eq!(command_for_path(&installed, Some(&path)), "kvproxy");
         // Another kvproxy comes first on the PATH: the one meant is named by its path, quoted for the space.
-        assert_eq!(command_for_path(&built, Some(&path)), format!("'{}'", built.display()));
+        let quote = if cfg!(windows) { '"' } else { '\'' };
+        assert_eq!(
+            command_for_path(&built, Some(&path)),
+            format!("{quote}{}{quote}", built.display())
+        );
         assert_eq!(command_for_path(&installed, None), installed.display().to_string());
-        assert_eq!(shell_quoted("/it's"), r"'/it'\''s'");
+        if cfg!(windows) {
+            assert_eq!(shell_quoted(r"C:\it's here"), r#""C:\it's here""#);
+        } else {
+            assert_eq!(shell_quoted("/it's"), r"'/it'\''s'");
+        }
     }
 }

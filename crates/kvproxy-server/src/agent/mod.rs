@@ -55,6 +55,11 @@ pub enum AgentError {
     ForeignDirectory { dir: PathBuf },
     #[error("another KeyVault Proxy agent already answers on {0}")]
     AlreadyRunning(PathBuf),
+    /// Windows: the pipe name is held by another process (a running app, `kvproxy serve`, or a squatter).
+    #[error(
+        "the agent pipe {0} is already held by another process (another KeyVault Proxy app or kvproxy serve, or a program squatting the name)"
+    )]
+    NameTaken(PathBuf),
     #[error("no place for the agent socket: {0}")]
     NoRuntimeDir(String),
     #[error("agent socket {path}: {source}")]
@@ -219,6 +224,7 @@ pub(crate) async fn converse(
     reader: impl tokio::io::AsyncRead + Unpin,
     mut writer: impl tokio::io::AsyncWrite + Unpin,
     envelope: &Envelope,
+    server_pid: Option<u32>,
 ) -> Outcome {
     let mut reader = tokio::io::BufReader::new(reader);
     let hello = match timeout(HELLO_TIMEOUT, read_message::<Hello>(&mut reader)).await {
@@ -226,6 +232,14 @@ pub(crate) async fn converse(
         Ok(Err(e)) => return Outcome::Failed(format!("the running app's greeting: {e}")),
         Ok(Ok(hello)) => hello,
     };
+    if let Some(pid) = server_pid
+        && hello.pid != pid
+    {
+        return Outcome::Failed(format!(
+            "the agent greeting names process {} but process {pid} serves it; not using it",
+            hello.pid
+        ));
+    }
     if hello.protocol != PROTOCOL_VERSION {
         return Outcome::Failed(format!(
             "the running app (version {}) speaks agent protocol {}, this kvproxy {PROTOCOL_VERSION}",

@@ -185,5 +185,5 @@ pub async fn ask(path: &Path, envelope: &Envelope) -> Outcome {
         Err(e) => return Outcome::Failed(format!("could not check who serves the agent socket: {e}")),
     }
     let (reader, writer) = stream.into_split();
-    converse(reader, writer, envelope).await
+    converse(reader, writer, envelope, None).await
 }

@@ -1,18 +1,35 @@
-//! The agent over a named pipe whose ACL admits only the user who created it. Written against tokio's
-//! named-pipe API and windows-sys; this project's CI builds Linux only, so this file is not compiled there.
+//! The agent over a named pipe whose ACL admits only the user who created it.
+//!
+//! A pipe name is not a directory with a mode: whoever creates `\\.\pipe\kvproxy-agent-USER` first owns
+//! it, and could be another user's program waiting for a `kvproxy api-key rotate`. So both ends check the
+//! other before anything is said: the agent creates its pipe as the first instance (and says so when
+//! someone else holds the name), and the client asks Windows which process serves the pipe, and talks only
+//! to a KeyVault Proxy program (`kvproxy.exe`, `kvproxy-desktop.exe`) running as the same user, whose
+//! greeting then carries that same process id. Run as Windows programs under Wine by `make test-windows`.
 
 use super::protocol::Envelope;
 use super::protocol::FrameError;
 use super::{AgentContext, AgentError, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse, serve_stream, stop_requested};
+use std::os::windows::io::AsRawHandle;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeServer, ServerOptions};
 use tokio::sync::watch;
-use windows_sys::Win32::Foundation::{ERROR_PIPE_BUSY, LocalFree};
+use windows_sys::Win32::Foundation::{CloseHandle, ERROR_PIPE_BUSY, HANDLE, LocalFree};
 use windows_sys::Win32::Security::Authorization::{
     ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
 };
-use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
+use windows_sys::Win32::Security::{
+    EqualSid, GetTokenInformation, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER, TokenUser,
+};
+use windows_sys::Win32::System::Pipes::{GetNamedPipeClientProcessId, GetNamedPipeServerProcessId};
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcessId, OpenProcess, OpenProcessToken, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION,
+    QueryFullProcessImageNameW,
+};
+
+/// The programs that serve the agent: the CLI's `kvproxy serve` and the desktop app.
+const AGENT_PROGRAMS: [&str; 2] = ["kvproxy", "kvproxy-desktop"];
 
 /// Protected DACL with one entry: full access for the object's owner (the user running the agent). No
 /// inherited entries, so neither other users nor Everyone can open the pipe.
@@ -91,16 +108,24 @@ impl AgentServer {
             path: path.clone(),
             source,
         };
+        // FILE_FLAG_FIRST_PIPE_INSTANCE (below) is the real guard on Windows; Wine ignores it. Knocking first
+        // finds a live holder there too (at the cost of a race nobody wins by accident).
+        match ClientOptions::new().open(&path) {
+            Ok(_) => return Err(AgentError::NameTaken(path)),
+            Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) => return Err(AgentError::NameTaken(path)),
+            Err(_) => {}
+        }
         let mut acl = OwnerOnly::new().map_err(io)?;
         // The first instance claims the name: if someone else (a squatter) already holds it, we say so
         // rather than serve next to them.
         let mut server = acl.create(&path, true).map_err(|e| {
             if e.kind() == std::io::ErrorKind::PermissionDenied {
-                AgentError::AlreadyRunning(path.clone())
+                AgentError::NameTaken(path.clone())
             } else {
                 io(e)
             }
         })?;
+        tracing::debug!(pipe = %path.display(), "agent: listening");
         let (stop, stopped) = watch::channel(false);
         let pipe = path.clone();
         tokio::spawn(async move {
@@ -147,8 +172,127 @@ impl Drop for AgentServer {
 }
 
 async fn serve_connection(context: &AgentContext, pipe: NamedPipeServer) -> Result<(), FrameError> {
+    // The ACL should make another user's client impossible; if one gets through, answer nothing.
+    let mut client_pid = 0u32;
+    // SAFETY: the handle is the live pipe instance owned by `pipe`; the pid is written to a local.
+    let known = unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle() as HANDLE, &mut client_pid) } != 0;
+    if known && !same_user(client_pid).unwrap_or(false) {
+        tracing::warn!(client_pid, "agent: refused a connection from another user");
+        return Ok(());
+    }
     let (reader, writer) = tokio::io::split(pipe);
     serve_stream(context, reader, writer).await
+}
+
+/// The process at the other end of a client's pipe, if it is one we may talk to: a KeyVault Proxy program
+/// of this user. Checked before a byte is read or written, so a squatter learns nothing.
+fn check_pipe_server(pipe: &tokio::net::windows::named_pipe::NamedPipeClient) -> Result<u32, String> {
+    let mut pid = 0u32;
+    // SAFETY: the handle is the live client end owned by `pipe`; the pid is written to a local.
+    if unsafe { GetNamedPipeServerProcessId(pipe.as_raw_handle() as HANDLE, &mut pid) } == 0 {
+        return Err(format!(
+            "could not ask Windows who serves the agent pipe: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: no arguments; reads this process's id.
+    if pid == unsafe { GetCurrentProcessId() } {
+        return Ok(pid);
+    }
+    match same_user(pid) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(format!(
+                "the agent pipe is served by another user's process (pid {pid}); not using it"
+            ));
+        }
+        Err(e) => return Err(format!("could not check who serves the agent pipe (pid {pid}): {e}")),
+    }
+    let image = process_image(pid)
+        .map_err(|e| format!("could not check the program serving the agent pipe (pid {pid}): {e}"))?;
+    let stem = image
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if !AGENT_PROGRAMS.contains(&stem.as_str()) {
+        return Err(format!(
+            "the agent pipe is held by {} (pid {pid}), not by KeyVault Proxy; not using it",
+            image.display()
+        ));
+    }
+    Ok(pid)
+}
+
+/// A handle closed on drop.
+struct Owned(HANDLE);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        // SAFETY: the handle was opened by this module and is closed once.
+        unsafe { CloseHandle(self.0) };
+    }
+}
+
+fn open_process(pid: u32) -> std::io::Result<Owned> {
+    // SAFETY: plain call; a null handle is an error.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Owned(process))
+}
+
+/// The user (SID) a process runs as, as the bytes of its `TOKEN_USER`.
+fn process_user(process: HANDLE) -> std::io::Result<Vec<u8>> {
+    let mut token: HANDLE = std::ptr::null_mut();
+    // SAFETY: `process` is a live handle with query rights; the token handle is written to a local.
+    if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let token = Owned(token);
+    let mut needed = 0u32;
+    // SAFETY: a size query with no buffer; it fails with ERROR_INSUFFICIENT_BUFFER and sets `needed`.
+    unsafe { GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut needed) };
+    if needed == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // u64 elements keep the buffer aligned for TOKEN_USER's pointer.
+    let mut buffer = vec![0u64; (needed as usize).div_ceil(8)];
+    // SAFETY: the buffer holds at least `needed` bytes.
+    if unsafe { GetTokenInformation(token.0, TokenUser, buffer.as_mut_ptr().cast(), needed, &mut needed) } == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let bytes = buffer.iter().flat_map(|word| word.to_ne_bytes()).collect();
+    Ok(bytes)
+}
+
+/// Whether process `pid` runs as the same user as this process.
+fn same_user(pid: u32) -> std::io::Result<bool> {
+    let theirs = process_user(open_process(pid)?.0)?;
+    // SAFETY: the pseudo handle of this process needs no closing.
+    let ours = process_user(unsafe { windows_sys::Win32::System::Threading::GetCurrentProcess() })?;
+    let sid = |bytes: &[u8]| {
+        // SAFETY: the bytes were filled by GetTokenInformation(TokenUser): a TOKEN_USER whose SID pointer
+        // points into the same buffer, which lives until the comparison below is done.
+        unsafe { (*(bytes.as_ptr() as *const TOKEN_USER)).User.Sid }
+    };
+    // The SID pointers point into `theirs` and `ours`, which outlive this call.
+    // SAFETY: both are valid SIDs (see above).
+    Ok(unsafe { EqualSid(sid(&theirs), sid(&ours)) } != 0)
+}
+
+/// The full path of process `pid`'s program.
+fn process_image(pid: u32) -> std::io::Result<PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    let process = open_process(pid)?;
+    let mut buffer = vec![0u16; 32_768];
+    let mut len = buffer.len() as u32;
+    // SAFETY: `len` is the buffer's length in u16s; the call writes at most that many and updates `len`.
+    if unsafe { QueryFullProcessImageNameW(process.0, PROCESS_NAME_WIN32, buffer.as_mut_ptr(), &mut len) } == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buffer.truncate(len as usize);
+    Ok(PathBuf::from(std::ffi::OsString::from_wide(&buffer)))
 }
 
 pub async fn ask(path: &Path, envelope: &Envelope) -> Outcome {
@@ -163,6 +307,10 @@ pub async fn ask(path: &Path, envelope: &Envelope) -> Outcome {
             Err(e) => return Outcome::Failed(format!("{}: {e}", path.display())),
         }
     };
+    let server_pid = match check_pipe_server(&pipe) {
+        Ok(pid) => pid,
+        Err(reason) => return Outcome::Failed(reason),
+    };
     let (reader, writer) = tokio::io::split(pipe);
-    converse(reader, writer, envelope).await
+    converse(reader, writer, envelope, Some(server_pid)).await
 }

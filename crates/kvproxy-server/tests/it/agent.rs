@@ -1,6 +1,6 @@
-//! The CLI's agent over its Unix socket: it shares the API's token cache, carries errors with their class,
-//! keeps other users' and other configurations' requests out, survives a stale socket and never lets a hung
-//! agent hang its client.
+//! The CLI's agent over its Unix socket or named pipe: it shares the API's token cache, carries errors with
+//! their class, keeps other users' and other configurations' requests out, survives a stale socket, keeps a
+//! live agent's pipe name and never lets a hung agent hang its client.
 
 use crate::common::{PROFILE, TestServer, ok_json};
 use kvproxy_core::ErrorClass;
@@ -8,15 +8,32 @@ use kvproxy_emulator::Route;
 use kvproxy_server::ApiKeySource;
 use kvproxy_server::agent::protocol::{Envelope, PROTOCOL_VERSION, Request, Response};
 use kvproxy_server::agent::{AgentContext, AgentError, AgentServer, HELLO_TIMEOUT, Outcome, ask};
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A private runtime directory, as `$XDG_RUNTIME_DIR/kvproxy` would be.
+/// A private runtime directory, as `$XDG_RUNTIME_DIR/kvproxy` would be, and the socket in it.
+#[cfg(unix)]
 fn runtime_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("kvproxy").join("agent.sock");
     (dir, socket)
+}
+
+/// A pipe name of this test's own (pipes live in one namespace for the whole machine); the temporary
+/// directory only lends its unique name.
+#[cfg(windows)]
+fn runtime_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unique = dir
+        .path()
+        .file_name()
+        .expect("a temp dir has a name")
+        .to_string_lossy()
+        .into_owned();
+    let pipe = PathBuf::from(format!(r"\\.\pipe\kvproxy-test-{unique}"));
+    (dir, pipe)
 }
 
 fn envelope(s: &TestServer, request: Request) -> Envelope {
@@ -51,13 +68,16 @@ async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
     )
     .await
     .expect("agent starts");
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(
-        mode(socket.parent().unwrap()),
-        0o700,
-        "the directory is the user's alone"
-    );
-    assert_eq!(mode(&socket), 0o600);
+    #[cfg(unix)]
+    {
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode(socket.parent().unwrap()),
+            0o700,
+            "the directory is the user's alone"
+        );
+        assert_eq!(mode(&socket), 0o600);
+    }
 
     // The HTTP API mints; the agent serves the same token from the shared cache.
     let http = ok_json(s.get(&format!("/api/profiles/{PROFILE}/token")).send().await.unwrap()).await;
@@ -98,6 +118,7 @@ async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
     );
 
     drop(agent);
+    #[cfg(unix)]
     assert!(!socket.exists(), "a stopped agent removes its socket");
 }
 
@@ -168,6 +189,7 @@ async fn a_rotated_key_applies_to_the_running_api_at_once() {
     assert_eq!(with_key(&new_key).await.unwrap().status(), 200);
 }
 
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_sockets_are_replaced_and_live_agents_are_not() {
     let s = TestServer::start().await;
@@ -200,14 +222,40 @@ async fn stale_sockets_are_replaced_and_live_agents_are_not() {
     drop(agent);
 }
 
+/// Something that accepts connections at `path` and never says a word, until dropped.
+#[cfg(unix)]
+fn hung_agent(path: &Path) -> Box<dyn std::any::Any> {
+    std::fs::create_dir(path.parent().unwrap()).unwrap();
+    std::fs::set_permissions(path.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The kernel accepts from the backlog; nobody reads.
+    Box::new(std::os::unix::net::UnixListener::bind(path).unwrap())
+}
+
+#[cfg(windows)]
+fn hung_agent(path: &Path) -> Box<dyn std::any::Any> {
+    let hung = tokio::net::windows::named_pipe::ServerOptions::new()
+        .first_pipe_instance(true)
+        .create(path)
+        .expect("pipe");
+    let accepting = tokio::spawn(async move {
+        let _ = hung.connect().await;
+        std::future::pending::<()>().await;
+        drop(hung);
+    });
+    struct Abort(tokio::task::JoinHandle<()>);
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    Box::new(Abort(accepting))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_agent_makes_the_client_give_up_quickly() {
     let s = TestServer::start().await;
     let (_dir, socket) = runtime_dir();
-    std::fs::create_dir(socket.parent().unwrap()).unwrap();
-    std::fs::set_permissions(socket.parent().unwrap(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    // Accepts connections (the kernel does, from the backlog) and never says a word.
-    let _hung = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let _hung = hung_agent(&socket);
     let started = Instant::now();
     let outcome = ask(&socket, &envelope(&s, token_request(PROFILE))).await;
     let Outcome::Failed(why) = outcome else {
@@ -223,6 +271,7 @@ async fn a_hung_agent_makes_the_client_give_up_quickly() {
     );
 }
 
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directory_open_to_others_is_refused_by_both_ends() {
     let s = TestServer::start().await;
@@ -244,4 +293,43 @@ async fn a_directory_open_to_others_is_refused_by_both_ends() {
         matches!(outcome, Outcome::Failed(ref why) if why.contains("open to other users")),
         "{outcome:?}"
     );
+}
+
+/// Windows: the first agent owns the pipe name; a second one is told so and the first keeps answering.
+#[cfg(windows)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_agent_keeps_its_pipe_name() {
+    let s = TestServer::start().await;
+    let (_dir, pipe) = runtime_dir();
+    let context = AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral);
+    let agent = AgentServer::start(context.clone(), pipe.clone())
+        .await
+        .expect("agent starts");
+    let request = envelope(&s, token_request(PROFILE));
+    assert!(matches!(answered(&pipe, &request).await, Response::Token(_)));
+    match AgentServer::start(context.clone(), pipe.clone()).await {
+        Err(e @ AgentError::NameTaken(_)) => assert!(e.to_string().contains("already held"), "{e}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a second agent took over a live pipe"),
+    }
+    // Several clients in a row: every connection gets a fresh pipe instance.
+    for _ in 0..3 {
+        assert!(matches!(answered(&pipe, &request).await, Response::Token(_)));
+    }
+    drop(agent);
+    // Once the agent is gone, the client finds nothing and works alone; the name is free again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match ask(&pipe, &request).await {
+            Outcome::NoAgent => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "still answered after the agent stopped: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _again = AgentServer::start(context, pipe.clone())
+        .await
+        .expect("the name is free again");
 }

@@ -1104,9 +1104,44 @@ fn agent_line(profiles_file: String) -> impl Strategy<Value = Vec<u8>> {
         });
     prop_oneof![
         4 => edited,
-        2 => prop::collection::vec(any::<u8>(), 0..400),
+        // A named pipe has no half-close: there a line without its newline only ends at the agent's request
+        // timeout, so on Windows every line gets its newline.
+        2 => prop::collection::vec(any::<u8>(), 0..400).prop_map(|mut bytes| {
+            if cfg!(windows) {
+                bytes.push(b'\n');
+            }
+            bytes
+        }),
         1 => (MAX_LINE as usize..MAX_LINE as usize + 100).prop_map(|n| vec![b'{'; n]),
     ]
+}
+
+#[cfg(unix)]
+async fn connect_agent(
+    path: &std::path::Path,
+) -> (impl tokio::io::AsyncRead + Unpin, impl tokio::io::AsyncWrite + Unpin) {
+    tokio::net::UnixStream::connect(path)
+        .await
+        .expect("agent listens")
+        .into_split()
+}
+
+#[cfg(windows)]
+async fn connect_agent(
+    path: &std::path::Path,
+) -> (impl tokio::io::AsyncRead + Unpin, impl tokio::io::AsyncWrite + Unpin) {
+    // The agent makes the next pipe instance just after accepting one: a client right behind the last
+    // may find every instance busy for a moment.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::net::windows::named_pipe::ClientOptions::new().open(path) {
+            Ok(pipe) => return tokio::io::split(pipe),
+            Err(e) if std::time::Instant::now() < deadline && e.raw_os_error() == Some(231) => {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("agent listens: {e}"),
+        }
+    }
 }
 
 #[test]
@@ -1114,7 +1149,13 @@ fn agent_socket_answers_any_line() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     with_server(|rt, s| {
         let dir = tempfile::tempdir().expect("tempdir");
+        #[cfg(unix)]
         let socket = dir.path().join("kvproxy").join("agent.sock");
+        #[cfg(windows)]
+        let socket = std::path::PathBuf::from(format!(
+            r"\\.\pipe\kvproxy-props-{}",
+            dir.path().file_name().expect("named").to_string_lossy()
+        ));
         let agent = rt
             .block_on(AgentServer::start(
                 AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral),
@@ -1124,8 +1165,7 @@ fn agent_socket_answers_any_line() {
         let profiles_file = s.state.profiles.path().display().to_string();
         proptest!(|(line in agent_line(profiles_file))| {
             let answer = rt.block_on(async {
-                let stream = tokio::net::UnixStream::connect(&socket).await.expect("agent listens");
-                let (reader, mut writer) = stream.into_split();
+                let (reader, mut writer) = connect_agent(&socket).await;
                 let mut reader = BufReader::new(reader);
                 let mut hello = String::new();
                 reader.read_line(&mut hello).await.expect("hello");
