@@ -138,8 +138,27 @@ pub(crate) fn say(line: impl std::fmt::Display) {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KVPROXY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let logging = tracing_subscriber::fmt().with_env_filter(filter);
+    #[cfg(windows)]
+    if let Some(file) = windows_log_file() {
+        let _ = logging
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+        return;
+    }
+    let _ = logging.with_writer(std::io::stderr).try_init();
+}
+
+/// A Windows GUI program has no stderr, so the app logs to `%LOCALAPPDATA%\kvproxy\data\kvproxy-desktop.log`
+/// (this run) and keeps the last run's as `kvproxy-desktop.previous.log`. Tokens are never logged.
+#[cfg(windows)]
+fn windows_log_file() -> Option<std::fs::File> {
+    let dir = directories::ProjectDirs::from("", "", "kvproxy")?
+        .data_local_dir()
+        .to_path_buf();
+    std::fs::create_dir_all(&dir).ok()?;
+    let log = dir.join("kvproxy-desktop.log");
+    let _ = std::fs::rename(&log, dir.join("kvproxy-desktop.previous.log"));
+    std::fs::File::create(log).ok()
 }

@@ -38,6 +38,17 @@ pub enum Command {
     ApiKey(ApiKeyCommand),
     /// Run a local demo tenant (emulated Entra ID + Key Vault) and create a `demo` profile for it.
     Demo(DemoArgs),
+    /// Put a folder on the Windows user PATH or take it off (the installer's helper).
+    #[command(subcommand, hide = true)]
+    UserPath(UserPathCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserPathCommand {
+    /// Append DIR to the user's PATH unless it is there.
+    Add { dir: String },
+    /// Remove DIR from the user's PATH.
+    Remove { dir: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,7 +52,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!();
     println!("ready. Press Ctrl-C to stop the demo tenant.");
-    tokio::signal::ctrl_c().await?;
+    super::serve::shutdown_signal().await;
     tenant.shutdown().await;
     eprintln!("demo tenant stopped");
     Ok(())

@@ -8,6 +8,7 @@ mod key_info;
 mod profile;
 mod serve;
 mod token;
+mod user_path;
 
 use crate::args::{Cli, Command};
 use kvproxy_core::{Broker, ProfileStore, keyring_from_env};
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(args) => env::run(args),
         Command::ApiKey(command) => api_key::run(command).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::UserPath(command) => user_path::run(command),
     }
 }
 

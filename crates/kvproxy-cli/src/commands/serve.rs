@@ -69,7 +69,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C, or what the OS sends a console program it wants gone (SIGTERM; Ctrl-Break, console closed).
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -82,7 +83,17 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
+    // Windows: Ctrl-Break (what a parent can send to a process group it started) and the console window
+    // being closed end the server as cleanly as Ctrl-C.
+    #[cfg(windows)]
+    let term = async {
+        use tokio::signal::windows::{ctrl_break, ctrl_close};
+        let (Ok(mut brk), Ok(mut close)) = (ctrl_break(), ctrl_close()) else {
+            return std::future::pending::<()>().await;
+        };
+        tokio::select! { _ = brk.recv() => {}, _ = close.recv() => {} }
+    };
+    #[cfg(not(any(unix, windows)))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

