@@ -13,7 +13,7 @@ CARGO ?= cargo
 # Cargo.lock is committed: builds and tests use exactly it.
 LOCKED := --locked
 
-.PHONY: help run build test bench soak fuzz deps test-deps fmt fmt-check clippy test-rust test-newman test-schemathesis screenshots install uninstall package check-windows
+.PHONY: help run build test bench soak fuzz deps test-deps fmt fmt-check clippy test-rust test-newman test-schemathesis screenshots install uninstall package check-windows windows-deps windows package-windows test-windows
 
 help:
 	@echo "make run     install what is missing, build, start the KeyVault Proxy tray app"
@@ -21,7 +21,10 @@ help:
 	@echo "make install    build optimised and install the app and the kvproxy CLI for you (PREFIX=~/.local)"
 	@echo "make uninstall  remove exactly what make install installed"
 	@echo "make package    build a .deb (target/debian/) and check it"
-	@echo "make check-windows  type-check and lint the Windows-only code from Linux (needs MinGW)"
+	@echo "make windows          cross-build kvproxy.exe and kvproxy-desktop.exe for Windows (MinGW-w64)"
+	@echo "make package-windows  ... and the Windows setup program (NSIS)"
+	@echo "make test-windows     the engine, server and CLI tests as Windows programs under Wine, and the setup program"
+	@echo "make check-windows    lint the Windows build of the whole workspace (clippy)"
 	@echo "make bench   the benchmarks; each rewrites its section of docs/benchmarks.md"
 	@echo "make soak    five minutes of mixed clients under injected faults (SOAK_SECS to change)"
 	@echo "make fuzz    the property tests of every input parser, 20,000 cases each"
@@ -55,8 +58,23 @@ install: deps
 uninstall:
 	scripts/install.sh uninstall
 
-# The named pipe and the Credential Manager store cannot run here; this at least compiles and lints them.
-check-windows:
+# Windows, from this Linux machine (scripts/windows.sh): MinGW-w64 builds, NSIS packages, Wine runs the tests.
+windows-deps:
+	@echo "==> checking Windows build dependencies (scripts/deps.sh --windows)"
+	scripts/deps.sh --windows
+
+windows: windows-deps
+	scripts/windows.sh build
+
+package-windows: windows-deps
+	scripts/windows.sh package
+
+# Run after `make test` in CI; builds the Windows target once (debug) and reuses it for every step.
+test-windows: windows-deps
+	@echo "==> Windows: scripts/windows.sh test (Wine)"
+	scripts/windows.sh test
+
+check-windows: windows-deps
 	scripts/check-windows.sh
 
 # A .deb in target/debian/ (cargo-deb, into .tools/ on first use); the script checks what it built.
