@@ -219,19 +219,51 @@ pub(crate) async fn serve_stream(
     write_message(&mut writer, &response).await
 }
 
+/// The connection ended before the agent's greeting: nothing was sent, so asking again is safe.
+#[derive(Debug)]
+pub(crate) struct GreetingLost;
+
 /// The client's side of one connection: wait briefly for the greeting, send the request, wait for the answer.
+#[cfg(unix)]
 pub(crate) async fn converse(
+    reader: impl tokio::io::AsyncRead + Unpin,
+    writer: impl tokio::io::AsyncWrite + Unpin,
+    envelope: &Envelope,
+    server_pid: Option<u32>,
+) -> Outcome {
+    converse_once(reader, writer, envelope, server_pid)
+        .await
+        .unwrap_or_else(|GreetingLost| Outcome::Failed(format!("the running app's greeting: {}", FrameError::Closed)))
+}
+
+/// [`converse`], telling a connection that closed before the greeting apart from every other failure.
+pub(crate) async fn converse_once(
     reader: impl tokio::io::AsyncRead + Unpin,
     mut writer: impl tokio::io::AsyncWrite + Unpin,
     envelope: &Envelope,
     server_pid: Option<u32>,
-) -> Outcome {
+) -> Result<Outcome, GreetingLost> {
     let mut reader = tokio::io::BufReader::new(reader);
     let hello = match timeout(HELLO_TIMEOUT, read_message::<Hello>(&mut reader)).await {
-        Err(_) => return Outcome::Failed(format!("the running app did not answer within {HELLO_TIMEOUT:?}")),
-        Ok(Err(e)) => return Outcome::Failed(format!("the running app's greeting: {e}")),
+        Err(_) => {
+            return Ok(Outcome::Failed(format!(
+                "the running app did not answer within {HELLO_TIMEOUT:?}"
+            )));
+        }
+        Ok(Err(FrameError::Closed)) => return Err(GreetingLost),
+        Ok(Err(e)) => return Ok(Outcome::Failed(format!("the running app's greeting: {e}"))),
         Ok(Ok(hello)) => hello,
     };
+    Ok(converse_greeted(reader, writer, envelope, server_pid, hello).await)
+}
+
+async fn converse_greeted(
+    mut reader: tokio::io::BufReader<impl tokio::io::AsyncRead + Unpin>,
+    mut writer: impl tokio::io::AsyncWrite + Unpin,
+    envelope: &Envelope,
+    server_pid: Option<u32>,
+    hello: Hello,
+) -> Outcome {
     if let Some(pid) = server_pid
         && hello.pid != pid
     {

