@@ -7,6 +7,9 @@
 //! `%USERPROFILE%`-style entries working), and removed when the installer's entry was its only one, so the
 //! uninstaller leaves HKCU\Environment as it found it.
 
+// The PATH editing is unit-tested on every OS and used only on Windows.
+#![cfg_attr(not(windows), allow(dead_code))]
+
 use crate::args::UserPathCommand;
 
 /// `path` with `dir` appended, or `None` when an entry already names `dir`.

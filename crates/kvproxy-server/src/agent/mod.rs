@@ -239,7 +239,7 @@ pub(crate) async fn converse(
 /// [`converse`], telling a connection that closed before the greeting apart from every other failure.
 pub(crate) async fn converse_once(
     reader: impl tokio::io::AsyncRead + Unpin,
-    mut writer: impl tokio::io::AsyncWrite + Unpin,
+    writer: impl tokio::io::AsyncWrite + Unpin,
     envelope: &Envelope,
     server_pid: Option<u32>,
 ) -> Result<Outcome, GreetingLost> {
