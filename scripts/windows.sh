@@ -93,7 +93,6 @@ package() {
     [[ -n "$version" ]] || die "no version in Cargo.toml"
     out="$dir/bundle/nsis/KeyVault-Proxy_${version}_x64-setup.exe"
     stage=$(mktemp -d "${TMPDIR:-/tmp}/kvproxy-nsis.XXXXXX")
-    trap 'rm -rf "$stage"' RETURN
     for exe in kvproxy.exe kvproxy-desktop.exe; do
         x86_64-w64-mingw32-strip -o "$stage/$exe" "$dir/$exe"
     done
@@ -104,6 +103,7 @@ package() {
         "-DICON=$PWD/icons/icon.ico" "-DLICENSE=$PWD/LICENSE" "-DPUBLISHER=$PUBLISHER" \
         "-DCOMPRESSOR=$compressor" \
         packaging/windows/installer.nsi
+    rm -rf "$stage"
     [[ -f "$out" ]] || die "makensis wrote no $out"
     say "setup program: $out ($(du -h "$out" | cut -f1))"
     PACKAGED="$out"
@@ -139,7 +139,8 @@ test_installer() {
     start_menu="$appdata/Microsoft/Windows/Start Menu/Programs/KeyVault Proxy.lnk"
 
     local files
-    files=$(cd "$install_dir" 2>/dev/null && ls | sort | tr '\n' ' ') || fail "nothing installed in $install_dir"
+    files=$(cd "$install_dir" 2>/dev/null && LC_ALL=C ls | LC_ALL=C sort | tr '\n' ' ') ||
+        fail "nothing installed in $install_dir"
     [[ "$files" == "LICENSE.txt kvproxy-desktop.exe kvproxy.exe uninstall.exe " ]] ||
         fail "installed files are [$files]"
     [[ -f "$start_menu" ]] || fail "no Start-menu entry at $start_menu"

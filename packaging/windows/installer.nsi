@@ -63,12 +63,25 @@ VIAddVersionKey "FileDescription" "${PRODUCT} setup"
 !insertmacro MUI_UNPAGE_INSTFILES
 !insertmacro MUI_LANGUAGE "English"
 
-; A running tray app holds its program file open, so it is stopped first (profiles are saved as they are
-; edited: nothing is lost). Without administrator rights taskkill reaches only this user's processes.
+; A running tray app or `kvproxy serve` holds its program file open, so both are stopped first (profiles are
+; saved as they are edited: nothing is lost). Without administrator rights taskkill reaches only this user's
+; processes.
 !macro StopRunningApp
   nsExec::Exec '"$SYSDIR\taskkill.exe" /F /IM ${APP_EXE}'
   Pop $0
+  nsExec::Exec '"$SYSDIR\taskkill.exe" /F /IM ${CLI_EXE}'
+  Pop $0
+  Sleep 500
 !macroend
+
+; A drive's root as the folder would end the quoted "$INSTDIR" argument in \", which Windows reads as a
+; quote; and uninstalling would try to remove the root.
+Function .onVerifyInstDir
+  StrLen $0 $INSTDIR
+  ${If} $0 <= 3
+    Abort
+  ${EndIf}
+FunctionEnd
 
 Function EnsureWebView2
   ReadRegStr $0 HKLM "SOFTWARE\WOW6432Node\Microsoft\EdgeUpdate\Clients\${WEBVIEW2_GUID}" "pv"
@@ -148,8 +161,19 @@ Section "Uninstall"
   !insertmacro StopRunningApp
   nsExec::ExecToLog '"$INSTDIR\${CLI_EXE}" user-path remove "$INSTDIR"'
   Pop $0
+  ClearErrors
   Delete "$INSTDIR\${APP_EXE}"
   Delete "$INSTDIR\${CLI_EXE}"
+  ${If} ${Errors}
+    ; Still running (another user's session, or a process taskkill could not end): keep the uninstall entry,
+    ; so the user can try again, rather than leave files nothing knows about.
+    ${IfNot} ${Silent}
+      MessageBox MB_ICONEXCLAMATION|MB_OK "KeyVault Proxy is still running and could not be removed. Quit it \
+        (tray menu › Quit, or stop kvproxy serve) and uninstall again."
+    ${EndIf}
+    SetErrorLevel 2
+    Quit
+  ${EndIf}
   Delete "$INSTDIR\LICENSE.txt"
   Delete "$INSTDIR\uninstall.exe"
   ; Only when empty: files a user put there are theirs.

@@ -34,9 +34,12 @@ use windows_sys::Win32::System::Threading::{
 /// The programs that serve the agent: the CLI's `kvproxy serve` and the desktop app.
 const AGENT_PROGRAMS: [&str; 2] = ["kvproxy", "kvproxy-desktop"];
 
-/// Protected DACL with one entry: full access for the object's owner (the user running the agent). No
-/// inherited entries, so neither other users nor Everyone can open the pipe.
-const OWNER_ONLY_SDDL: &str = "D:P(A;;GA;;;OW)";
+/// Protected DACL with one entry: full access for the user running the agent, by SID (not OWNER RIGHTS:
+/// an elevated process's objects are owned by Administrators, which would let every elevated process in).
+/// No inherited entries, so neither other users nor Everyone can open the pipe.
+fn owner_only_sddl() -> std::io::Result<String> {
+    Ok(format!("D:P(A;;GA;;;{})", own_sid_string()?))
+}
 
 /// `KVPROXY_AGENT_SOCKET`, else `\\.\pipe\kvproxy-agent-USERNAME`.
 pub fn default_socket_path() -> Result<PathBuf, AgentError> {
@@ -47,14 +50,14 @@ pub fn default_socket_path() -> Result<PathBuf, AgentError> {
     Ok(PathBuf::from(format!(r"\\.\pipe\kvproxy-agent-{user}")))
 }
 
-/// A security descriptor built from [`OWNER_ONLY_SDDL`], freed on drop.
+/// A security descriptor built from [`owner_only_sddl`], freed on drop.
 struct OwnerOnly {
     attributes: SECURITY_ATTRIBUTES,
 }
 
 impl OwnerOnly {
     fn new() -> std::io::Result<Self> {
-        let sddl: Vec<u16> = OWNER_ONLY_SDDL.encode_utf16().chain(Some(0)).collect();
+        let sddl: Vec<u16> = owner_only_sddl()?.encode_utf16().chain(Some(0)).collect();
         let mut descriptor = std::ptr::null_mut();
         // SAFETY: `sddl` is NUL-terminated UTF-16 that outlives the call; on success the OS allocates the
         // descriptor, which `Drop` frees with LocalFree.
@@ -138,10 +141,8 @@ impl AgentServer {
                 tokio::select! {
                     _ = &mut stop_requested => break,
                     connected = server.connect() => {
-                        if let Err(e) = connected {
-                            tracing::warn!(error = %e, "agent: pipe connect failed");
-                            continue;
-                        }
+                        // Whether or not the client made it, this instance is spent: the next one takes its place
+                        // (retrying a broken instance would fail again at once, forever).
                         let next = match acl.create(&pipe, false) {
                             Ok(next) => next,
                             Err(e) => {
@@ -150,6 +151,10 @@ impl AgentServer {
                             }
                         };
                         let client = std::mem::replace(&mut server, next);
+                        if let Err(e) = connected {
+                            tracing::warn!(error = %e, "agent: pipe connect failed");
+                            continue;
+                        }
                         let context = context.clone();
                         tokio::spawn(async move {
                             if let Err(e) = serve_connection(&context, client).await {
@@ -246,43 +251,66 @@ fn open_process(pid: u32) -> std::io::Result<Owned> {
     Ok(Owned(process))
 }
 
-/// The user (SID) a process runs as, as the bytes of its `TOKEN_USER`.
-fn process_user(process: HANDLE) -> std::io::Result<Vec<u8>> {
-    let mut token: HANDLE = std::ptr::null_mut();
-    // SAFETY: `process` is a live handle with query rights; the token handle is written to a local.
-    if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
-        return Err(std::io::Error::last_os_error());
+/// A process's `TOKEN_USER`, in a buffer aligned for it; the SID it points to lives in the same buffer.
+struct TokenUserBuffer(Vec<u64>);
+
+impl TokenUserBuffer {
+    fn of(process: HANDLE) -> std::io::Result<Self> {
+        let mut token: HANDLE = std::ptr::null_mut();
+        // SAFETY: `process` is a live handle with query rights; the token handle is written to a local.
+        if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let token = Owned(token);
+        let mut needed = 0u32;
+        // SAFETY: a size query with no buffer; it fails with ERROR_INSUFFICIENT_BUFFER and sets `needed`.
+        unsafe { GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut needed) };
+        if needed == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // u64 elements keep the buffer aligned for TOKEN_USER's pointer.
+        let mut buffer = vec![0u64; (needed as usize).div_ceil(8)];
+        let size = (buffer.len() * 8) as u32;
+        // SAFETY: the buffer holds `size` >= `needed` bytes.
+        if unsafe { GetTokenInformation(token.0, TokenUser, buffer.as_mut_ptr().cast(), size, &mut needed) } == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self(buffer))
     }
-    let token = Owned(token);
-    let mut needed = 0u32;
-    // SAFETY: a size query with no buffer; it fails with ERROR_INSUFFICIENT_BUFFER and sets `needed`.
-    unsafe { GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut needed) };
-    if needed == 0 {
-        return Err(std::io::Error::last_os_error());
+
+    /// The SID, valid while `self` lives.
+    fn sid(&self) -> windows_sys::Win32::Security::PSID {
+        // SAFETY: the buffer was filled by GetTokenInformation(TokenUser) and is aligned for TOKEN_USER.
+        unsafe { (*(self.0.as_ptr() as *const TOKEN_USER)).User.Sid }
     }
-    // u64 elements keep the buffer aligned for TOKEN_USER's pointer.
-    let mut buffer = vec![0u64; (needed as usize).div_ceil(8)];
-    // SAFETY: the buffer holds at least `needed` bytes.
-    if unsafe { GetTokenInformation(token.0, TokenUser, buffer.as_mut_ptr().cast(), needed, &mut needed) } == 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let bytes = buffer.iter().flat_map(|word| word.to_ne_bytes()).collect();
-    Ok(bytes)
 }
 
 /// Whether process `pid` runs as the same user as this process.
 fn same_user(pid: u32) -> std::io::Result<bool> {
-    let theirs = process_user(open_process(pid)?.0)?;
+    let theirs = TokenUserBuffer::of(open_process(pid)?.0)?;
     // SAFETY: the pseudo handle of this process needs no closing.
-    let ours = process_user(unsafe { windows_sys::Win32::System::Threading::GetCurrentProcess() })?;
-    let sid = |bytes: &[u8]| {
-        // SAFETY: the bytes were filled by GetTokenInformation(TokenUser): a TOKEN_USER whose SID pointer
-        // points into the same buffer, which lives until the comparison below is done.
-        unsafe { (*(bytes.as_ptr() as *const TOKEN_USER)).User.Sid }
-    };
-    // The SID pointers point into `theirs` and `ours`, which outlive this call.
-    // SAFETY: both are valid SIDs (see above).
-    Ok(unsafe { EqualSid(sid(&theirs), sid(&ours)) } != 0)
+    let ours = TokenUserBuffer::of(unsafe { windows_sys::Win32::System::Threading::GetCurrentProcess() })?;
+    // SAFETY: both SIDs point into buffers that live until the end of this function.
+    Ok(unsafe { EqualSid(theirs.sid(), ours.sid()) } != 0)
+}
+
+/// This process's user SID as text (`S-1-5-21-…`), for the pipe's DACL.
+fn own_sid_string() -> std::io::Result<String> {
+    use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
+    // SAFETY: the pseudo handle of this process needs no closing.
+    let user = TokenUserBuffer::of(unsafe { windows_sys::Win32::System::Threading::GetCurrentProcess() })?;
+    let mut text: *mut u16 = std::ptr::null_mut();
+    // SAFETY: the SID is valid while `user` lives; the OS allocates `text`, freed below with LocalFree.
+    if unsafe { ConvertSidToStringSidW(user.sid(), &mut text) } == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `text` is a NUL-terminated UTF-16 string from the OS.
+    let len = (0..).take_while(|&i| unsafe { *text.add(i) } != 0).count();
+    // SAFETY: `len` u16s were just read from it.
+    let sid = String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(text, len) });
+    // SAFETY: allocated by ConvertSidToStringSidW.
+    unsafe { LocalFree(text.cast()) };
+    Ok(sid)
 }
 
 /// The full path of process `pid`'s program.
