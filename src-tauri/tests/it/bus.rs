@@ -209,8 +209,13 @@ impl DbusMenu {
             panic!("no menu item labelled {label:?}; labels: {labels:?}")
         });
         self.call("AboutToShow", &0i32).expect("AboutToShow(0)");
-        self.call("Event", &(item.id, "clicked", Value::I32(0), 0u32))
-            .unwrap_or_else(|e| panic!("Event({}, clicked) on {label:?}: {e}", item.id));
+        match self.call("Event", &(item.id, "clicked", Value::I32(0), 0u32)) {
+            Ok(_) => {}
+            // An item that ends the app (Quit) can take it off the bus before its reply is sent; the caller
+            // checks what the click did (the exit status), so only that error is let through.
+            Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == "org.freedesktop.DBus.Error.NoReply" => {}
+            Err(e) => panic!("Event({}, clicked) on {label:?}: {e}", item.id),
+        }
     }
 }
 
