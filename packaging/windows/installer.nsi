@@ -112,13 +112,13 @@ Function EnsureWebView2
     Delete $1
     DetailPrint "WebView2 bootstrapper finished with code $0"
   ${Else}
-    DetailPrint "Could not download the WebView2 Runtime. The tray, the API and kvproxy work without it; \
-      for the window, install it from https://developer.microsoft.com/microsoft-edge/webview2/"
+    DetailPrint "Could not download the WebView2 Runtime. The kvproxy command works without it; for the app, \
+      install it from https://developer.microsoft.com/microsoft-edge/webview2/"
     ${IfNot} ${Silent}
       MessageBox MB_ICONINFORMATION|MB_OK "KeyVault Proxy's window needs the Microsoft Edge WebView2 Runtime, \
-        which could not be downloaded now.$\r$\n$\r$\nThe tray icon, the token API and the kvproxy command \
-        work without it. Install the runtime from https://developer.microsoft.com/microsoft-edge/webview2/ \
-        to open the window."
+        which could not be downloaded now.$\r$\n$\r$\nThe kvproxy command (tokens, kvproxy serve) works \
+        without it. Install the runtime from https://developer.microsoft.com/microsoft-edge/webview2/ \
+        before you start the app."
     ${EndIf}
   ${EndIf}
 FunctionEnd
