@@ -1,6 +1,10 @@
 //! End-to-end tests of the real desktop binary. Every test builds its own world with [`session::Session`]
 //! (private D-Bus bus, Xvfb, unlocked keyring, temp HOME), so tests run in parallel threads without sharing
 //! anything but the machine. The harness itself is proved by `harness_selftest`, which needs no app.
+//!
+//! Linux only: the world is made of X11, D-Bus and the Secret Service. (On Windows the app is built, and its
+//! engine, server and CLI are tested as Windows programs by `make test-windows`.)
+#![cfg(target_os = "linux")]
 
 mod app;
 mod bus;
