@@ -93,22 +93,24 @@ mod imp {
             Ok(Self(key))
         }
 
-        /// The user's PATH and its registry type; `None` when the user has none of their own.
-        fn path(&self) -> anyhow::Result<Option<(String, u32)>> {
+        /// One `RegQueryValueExW` of `Path`: its type and size in bytes, and its data into `buffer` when given.
+        fn query_path(&self, buffer: Option<&mut [u16]>) -> (u32, u32, u32) {
             let name = wide("Path");
             let mut kind = 0u32;
-            let mut size = 0u32;
-            // SAFETY: a size query: no buffer, the type and size are written to locals.
-            let status = unsafe {
-                RegQueryValueExW(
-                    self.0,
-                    name.as_ptr(),
-                    std::ptr::null(),
-                    &mut kind,
-                    std::ptr::null_mut(),
-                    &mut size,
-                )
+            let (data, mut bytes) = match buffer {
+                Some(buffer) => (buffer.as_mut_ptr().cast(), (buffer.len() * 2) as u32),
+                None => (std::ptr::null_mut(), 0),
             };
+            // SAFETY: `data` is null (a size query) or a buffer of `bytes` bytes, which the call does not
+            // overrun; the type and size are written to locals.
+            let status =
+                unsafe { RegQueryValueExW(self.0, name.as_ptr(), std::ptr::null(), &mut kind, data, &mut bytes) };
+            (status, kind, bytes)
+        }
+
+        /// The user's PATH and its registry type; `None` when the user has none of their own.
+        fn path(&self) -> anyhow::Result<Option<(String, u32)>> {
+            let (status, kind, size) = self.query_path(None);
             if status == ERROR_FILE_NOT_FOUND {
                 return Ok(None);
             }
@@ -121,18 +123,7 @@ mod imp {
                 );
             }
             let mut buffer = vec![0u16; (size as usize).div_ceil(2) + 1];
-            let mut bytes = (buffer.len() * 2) as u32;
-            // SAFETY: `bytes` is the buffer's size in bytes; the call writes at most that many.
-            let status = unsafe {
-                RegQueryValueExW(
-                    self.0,
-                    name.as_ptr(),
-                    std::ptr::null(),
-                    &mut kind,
-                    buffer.as_mut_ptr().cast(),
-                    &mut bytes,
-                )
-            };
+            let (status, kind, bytes) = self.query_path(Some(&mut buffer));
             if status != ERROR_SUCCESS {
                 bail!("cannot read the user's PATH (Windows error {status})");
             }
