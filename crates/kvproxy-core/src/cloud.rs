@@ -68,6 +68,17 @@ impl CustomCloud {
 }
 
 /// A resolved cloud: name plus, for custom clouds, its endpoints.
+/// The host suffixes of Key Vault and Managed HSM in each Azure cloud: the vault-host allowlist, and the
+/// source of the API's documented vault URL patterns.
+pub const AZURE_VAULT_SUFFIXES: [(CloudName, &[&str]); 3] = [
+    (CloudName::Public, &["vault.azure.net", "managedhsm.azure.net"]),
+    (
+        CloudName::UsGov,
+        &["vault.usgovcloudapi.net", "managedhsm.usgovcloudapi.net"],
+    ),
+    (CloudName::China, &["vault.azure.cn", "managedhsm.azure.cn"]),
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cloud {
     pub name: CloudName,
@@ -132,11 +143,9 @@ impl Cloud {
 
     /// Host suffixes a vault URL may end with (Key Vault and Managed HSM).
     pub fn vault_suffixes(&self) -> Vec<String> {
-        let list: &[&str] = match self.name {
-            CloudName::Public => &["vault.azure.net", "managedhsm.azure.net"],
-            CloudName::UsGov => &["vault.usgovcloudapi.net", "managedhsm.usgovcloudapi.net"],
-            CloudName::China => &["vault.azure.cn", "managedhsm.azure.cn"],
-            CloudName::Custom => {
+        let list: &[&str] = match AZURE_VAULT_SUFFIXES.iter().find(|(name, _)| *name == self.name) {
+            Some((_, suffixes)) => suffixes,
+            None => {
                 return self
                     .custom
                     .as_ref()
@@ -186,7 +195,7 @@ impl Cloud {
     /// The cloud a vault URL belongs to: one of Azure's, or one of the given custom clouds. A URL that
     /// belongs to none is refused, which is what keeps ad-hoc requests on the allowlist.
     pub fn for_vault_url(vault_url: &str, custom: &[Cloud]) -> Result<(Cloud, Url)> {
-        let azure = [CloudName::Public, CloudName::UsGov, CloudName::China].map(|name| Cloud { name, custom: None });
+        let azure = AZURE_VAULT_SUFFIXES.map(|(name, _)| Cloud { name, custom: None });
         // A malformed URL is wrong in every cloud: say what is wrong with it, not which clouds refused it.
         parse_vault_url(vault_url)?;
         for cloud in azure.iter().chain(custom) {

@@ -4,6 +4,7 @@
 
 use crate::assertion::Thumbprints;
 use crate::error::{Error, Result};
+use crate::key_id::KeyId;
 use keyring_core::{CredentialStore, Entry};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -42,20 +43,9 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
-    /// `(key name, key version)` from the versioned key id.
-    pub fn key_name_and_version(&self) -> Result<(String, String)> {
-        let url = url::Url::parse(&self.key_id)
-            .map_err(|e| Error::Certificate(format!("key id '{}' is not a URL: {e}", self.key_id)))?;
-        let parts: Vec<&str> = url.path().trim_matches('/').split('/').collect();
-        match parts.as_slice() {
-            ["keys", name, version] if !name.is_empty() && !version.is_empty() => {
-                Ok((name.to_string(), version.to_string()))
-            }
-            _ => Err(Error::Certificate(format!(
-                "key id '{}' is not of the form https://VAULT/keys/NAME/VERSION",
-                self.key_id
-            ))),
-        }
+    /// The versioned key id, parsed.
+    pub fn parsed_key_id(&self) -> Result<KeyId> {
+        KeyId::parse(&self.key_id).map_err(|e| Error::Certificate(format!("key id {e}")))
     }
 }
 
@@ -68,9 +58,9 @@ impl KeyInfo {
         }
     }
 
-    /// `(key name, key version)` from the versioned key id.
-    pub fn key_name_and_version(&self) -> Result<(String, String)> {
-        self.signing_key().key_name_and_version()
+    /// The versioned key id, parsed.
+    pub fn parsed_key_id(&self) -> Result<KeyId> {
+        self.signing_key().parsed_key_id()
     }
 
     pub(crate) fn cache_id(vault_url: &str, certificate: &str) -> String {
@@ -215,13 +205,11 @@ mod tests {
 
     #[test]
     fn key_id_splits_into_name_and_version() {
-        assert_eq!(
-            sample().key_name_and_version().unwrap(),
-            ("c".into(), "0123abcd".into())
-        );
+        let id = sample().parsed_key_id().unwrap();
+        assert_eq!((id.name(), id.version()), ("c", "0123abcd"));
         let mut bad = sample();
         bad.key_id = "https://v.vault.azure.net/keys/c".into();
-        assert!(bad.key_name_and_version().is_err());
+        assert!(bad.parsed_key_id().is_err());
     }
 
     #[tokio::test]

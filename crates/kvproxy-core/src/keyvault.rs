@@ -94,7 +94,7 @@ impl VaultClients {
             not_before,
             expires,
         };
-        info.key_name_and_version()?;
+        info.parsed_key_id()?;
         Ok(info)
     }
 
@@ -104,7 +104,8 @@ impl VaultClients {
         algorithm: SigningAlgorithm,
         digest: &[u8; 32],
     ) -> Result<Vec<u8>> {
-        let (name, version) = key.key_name_and_version()?;
+        let id = key.parsed_key_id()?;
+        let (name, version) = (id.name(), id.version());
         let parameters = SignParameters {
             algorithm: Some(match algorithm {
                 SigningAlgorithm::PS256 => SignatureAlgorithm::Ps256,
@@ -119,10 +120,10 @@ impl VaultClients {
         let response = self
             .keys
             .sign(
-                &name,
+                name,
                 content,
                 Some(KeyClientSignOptions {
-                    key_version: Some(version),
+                    key_version: Some(version.to_string()),
                     ..Default::default()
                 }),
             )

@@ -14,6 +14,7 @@ pub mod credential;
 pub mod entra;
 pub mod error;
 pub mod http;
+pub mod key_id;
 pub mod keyinfo;
 mod keyvault;
 pub mod profile;
@@ -25,9 +26,11 @@ pub use broker::{Broker, BrokerOptions, IssuedToken, RetrySettings, TokenOptions
 pub use client_assertion::{KeyVaultAssertion, KeyVaultAssertionOptions};
 pub use cloud::{Cloud, CloudName, CustomCloud};
 pub use error::{EntraError, Error, ErrorClass, FieldError, FieldErrors, KeyVaultOperation, Result, error_chain};
+pub use key_id::{KeyId, KeyIdError};
 pub use keyinfo::{KeyInfo, KeyInfoStore, SigningKey, keyring_from_env, platform_keyring};
 pub use profile::{
-    CredentialSource, Profile, ProfileFile, ProfileStore, SigningAlgorithm, ValidProfile, VaultCertificate, config_dir,
+    CredentialSource, EmulatedApp, Profile, ProfileFile, ProfileStore, SigningAlgorithm, ValidProfile,
+    VaultCertificate, config_dir,
 };
 pub use secret::SecretString;
 pub use settings::{Settings, SettingsStore};

@@ -106,7 +106,37 @@ pub struct Profile {
     pub credential: CredentialSource,
 }
 
+/// An app registered in an emulated tenant (the demo tenant, a test's emulator): what a profile of it needs.
+#[derive(Debug, Clone)]
+pub struct EmulatedApp {
+    pub tenant: String,
+    pub client_id: String,
+    pub vault_url: String,
+    pub certificate: String,
+    pub scope: String,
+    /// `https://login.localhost:PORT`.
+    pub authority_host: String,
+    /// The emulator's CA certificate (PEM), trusted for this profile's connections only.
+    pub ca_file: PathBuf,
+}
+
 impl Profile {
+    /// A profile of an app in an emulated tenant: the emulator's custom cloud and credential, PS256.
+    pub fn emulated(name: &str, app: EmulatedApp) -> Profile {
+        Profile {
+            name: name.into(),
+            tenant: app.tenant,
+            client_id: app.client_id,
+            vault_url: app.vault_url,
+            certificate: app.certificate,
+            scopes: vec![app.scope],
+            algorithm: SigningAlgorithm::PS256,
+            cloud: CloudName::Custom,
+            custom_cloud: Some(CustomCloud::emulator(app.authority_host, app.ca_file)),
+            credential: CredentialSource::Emulator,
+        }
+    }
+
     /// The profile's cloud, with its endpoints.
     pub fn cloud(&self) -> Result<Cloud> {
         Cloud::new(self.cloud, self.custom_cloud.clone())

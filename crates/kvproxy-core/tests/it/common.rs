@@ -1,8 +1,7 @@
 //! Shared setup: an emulator over real HTTPS, and profiles pointing at it.
 
 use kvproxy_core::{
-    Broker, BrokerOptions, CloudName, CredentialSource, CustomCloud, KeyInfoStore, Profile, RetrySettings,
-    SigningAlgorithm, ValidProfile,
+    Broker, BrokerOptions, EmulatedApp, KeyInfoStore, Profile, RetrySettings, SigningAlgorithm, ValidProfile,
 };
 use kvproxy_emulator::{CertificateVersion, Emulator, EmulatorConfig};
 use std::time::Duration;
@@ -40,20 +39,18 @@ impl Fixture {
     }
 
     pub fn profile(&self, algorithm: SigningAlgorithm) -> Profile {
-        Profile {
-            name: "test".into(),
+        let app = EmulatedApp {
             tenant: self.emulator.tenant_id(),
             client_id: self.client_id.clone(),
             vault_url: self.emulator.vault_url(VAULT),
             certificate: CERT.into(),
-            scopes: vec![SCOPE.into()],
+            scope: SCOPE.into(),
+            authority_host: self.emulator.authority_host(),
+            ca_file: self.ca_file.clone(),
+        };
+        Profile {
             algorithm,
-            cloud: CloudName::Custom,
-            custom_cloud: Some(CustomCloud::emulator(
-                self.emulator.authority_host(),
-                self.ca_file.clone(),
-            )),
-            credential: CredentialSource::Emulator,
+            ..Profile::emulated("test", app)
         }
     }
 }

@@ -398,18 +398,16 @@ async fn short_lived_tokens(
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, emulator.ca_pem()).unwrap();
-    let profile = kvproxy_core::Profile {
-        name: "short".into(),
+    let app = kvproxy_core::EmulatedApp {
         tenant: emulator.tenant_id(),
         client_id,
         vault_url: emulator.vault_url(VAULT),
         certificate: CERT.into(),
-        scopes: vec!["api://short/.default".into()],
-        algorithm: SigningAlgorithm::PS256,
-        cloud: kvproxy_core::CloudName::Custom,
-        custom_cloud: Some(kvproxy_core::CustomCloud::emulator(emulator.authority_host(), ca_file)),
-        credential: kvproxy_core::CredentialSource::Emulator,
+        scope: "api://short/.default".into(),
+        authority_host: emulator.authority_host(),
+        ca_file,
     };
+    let profile = kvproxy_core::Profile::emulated("short", app);
     (emulator, profile, dir)
 }
 
