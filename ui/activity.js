@@ -5,12 +5,11 @@ import { onView } from "./store.js";
 
 let timer = null;
 
+// The door and what was asked there: "GET /msi/{profile}/token", "kvproxy token" (the CLI over the agent
+// socket), "tray · Copy token", "window · Get token".
 function source(record) {
-  if (record.method === "TRAY") return "tray";
-  if (record.method === "WINDOW") return "window";
-  // The CLI, served over the agent socket: "agent: token" reads as the command the user typed.
-  if (record.method === "AGENT") return record.route.replace(/^agent: /, "kvproxy ");
-  return `${record.method} ${record.route}`;
+  if (record.source === "http" || record.source === "agent") return record.action;
+  return `${record.source} · ${record.action}`;
 }
 
 async function load() {
@@ -21,7 +20,7 @@ async function load() {
       el("td", { class: "nowrap" }, localTime(Date.parse(r.time) / 1000)),
       el("td", { class: "mono small" }, source(r)),
       el("td", {}, r.profile ?? "—"),
-      el("td", { class: "small muted" }, r.user_agent ?? "—"),
+      el("td", { class: "small muted" }, r.client ?? "—"),
       el("td", {}, el("span", { class: `status s${String(r.status)[0]}` }, String(r.status))),
       el("td", { class: "num" }, `${r.duration_ms} ms`))));
 }

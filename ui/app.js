@@ -34,6 +34,14 @@ onView((view) => {
   }
 });
 
+// What Microsoft support asks for when Entra refused: shown with the notice, selectable for a ticket.
+function supportLine(support) {
+  if (!support) return null;
+  const ids = [["AADSTS", support.aadsts], ["Trace ID", support.trace_id], ["Correlation ID", support.correlation_id]]
+    .filter(([, value]) => value != null);
+  return ids.length ? el("p", { class: "small mono" }, ids.map(([k, v]) => `${k}: ${v}`).join(" · ")) : null;
+}
+
 onStatus((status) => {
   const api = $("api");
   api.replaceChildren(
@@ -42,7 +50,9 @@ onStatus((status) => {
   );
   $("notices").replaceChildren(...status.notices.map((n) =>
     el("div", { class: `banner ${n.level}` },
-      el("div", { class: "banner-text" }, el("strong", {}, n.title), el("p", {}, n.detail)),
+      el("div", { class: "banner-text" }, el("strong", {}, n.title), el("p", {}, n.detail),
+        n.hint ? el("p", { class: "hint-box" }, el("strong", {}, "What to do: "), n.hint) : null,
+        supportLine(n.support)),
       el("button", { type: "button", class: "link", onclick: () => invoke("dismiss", { id: n.id }) }, "Dismiss"))));
 });
 

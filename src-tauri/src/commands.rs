@@ -4,11 +4,11 @@
 use crate::editor::ProfileForm;
 use crate::error::UiError;
 use crate::inspect::{KeyInfoView, TokenView};
-use crate::menu::Action;
+use crate::menu;
 use crate::preferences::{SettingsForm, SettingsView};
 use crate::state::{Desktop, StatusView};
+use kvproxy_app::ActivityRecord;
 use kvproxy_core::FieldError;
-use kvproxy_server::ActivityRecord;
 use tauri::{AppHandle, State, Wry};
 
 #[tauri::command]
@@ -18,7 +18,7 @@ pub fn status(desktop: State<'_, Desktop>) -> StatusView {
 
 #[tauri::command]
 pub async fn try_demo(desktop: State<'_, Desktop>) -> Result<(), UiError> {
-    Ok(desktop.start_demo().await?)
+    desktop.start_demo().await
 }
 
 #[tauri::command]
@@ -121,21 +121,20 @@ pub fn copy_sdk_environment(
 
 #[tauri::command]
 pub async fn copy_token(desktop: State<'_, Desktop>, name: String) -> Result<(), UiError> {
-    Ok(desktop.copy_token(&name).await?)
+    desktop.copy_token(&name).await
 }
 
-/// The tray's actions, for the window's buttons that do the same (Copy API key, Pause/Resume API, Quit).
+/// The tray's actions, for the window's buttons that do the same (Copy API key, Pause/Resume API, Quit):
+/// the window sends the menu item's id, read by the menu's own parser.
 #[tauri::command]
 pub fn run_action(app: AppHandle<Wry>, action: String) -> Result<(), UiError> {
-    let action = match action.as_str() {
-        "copy-api-key" => Action::CopyApiKey,
-        "pause-api" => Action::PauseApi,
-        "resume-api" => Action::ResumeApi,
-        "quit" => Action::Quit,
-        other => return Err(format!("unknown action '{other}'").into()),
-    };
-    crate::tray::perform(&app, action);
-    Ok(())
+    match menu::action(&action) {
+        Some(action) => {
+            crate::tray::perform(&app, action);
+            Ok(())
+        }
+        None => Err(UiError::field("action", format!("unknown action '{action}'"))),
+    }
 }
 
 #[tauri::command]

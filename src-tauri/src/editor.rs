@@ -139,7 +139,8 @@ impl Desktop {
                 .unwrap_or_else(|| UiError::field("profile", error.to_string()).fields),
         };
         let renamed = original != Some(profile.name.as_str());
-        if renamed && !errors.iter().any(|e| e.field == "name") && self.profile_store().get(&profile.name).is_ok() {
+        let taken = self.app().profiles().file.profiles.contains_key(&profile.name);
+        if renamed && !errors.iter().any(|e| e.field == "name") && taken {
             errors.insert(
                 0,
                 FieldError {
@@ -159,33 +160,29 @@ impl Desktop {
             ..UiError::message("some fields are not one of their choices")
         })?;
         let name = profile.name.clone();
-        self.profile_store().save_as(original, profile)?;
+        self.app().save_profile(original, profile)?;
         self.after_profiles_change();
         crate::say(format!("profiles: saved {name}"));
         Ok(name)
     }
 
     pub fn delete_profile(&self, name: &str) -> Result<(), UiError> {
-        self.profile_store().remove(name)?;
+        self.app().remove_profile(name)?;
         self.after_profiles_change();
         crate::say(format!("profiles: deleted {name}"));
         Ok(())
     }
 
     pub fn set_default_profile(&self, name: &str) -> Result<(), UiError> {
-        self.profile_store().set_default(name)?;
+        self.app().set_default_profile(name)?;
         self.after_profiles_change();
         Ok(())
     }
 
     /// A free name for a copy of `name`: `NAME-copy`, then `NAME-copy-2`, …
     pub fn copy_name(&self, name: &str) -> String {
-        let names = self
-            .profile_store()
-            .load()
-            .map(|file| file.profiles)
-            .unwrap_or_default();
-        let taken = |candidate: &str| names.contains_key(candidate);
+        let profiles = self.app().profiles();
+        let taken = |candidate: &str| profiles.file.profiles.contains_key(candidate);
         let base = format!("{name}-copy");
         if !taken(&base) {
             return base;
@@ -198,7 +195,6 @@ impl Desktop {
 
     /// The file watcher would notice too, but the window should not wait for it.
     fn after_profiles_change(&self) {
-        self.reload_profiles();
         self.changed();
     }
 }

@@ -4,7 +4,7 @@
 use kvproxy_core::{Error as CoreError, FieldError};
 use serde::Serialize;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UiError {
     /// The whole story, with the engine's hint.
     pub message: String,
@@ -19,7 +19,7 @@ pub struct UiError {
 }
 
 /// What Microsoft support asks for when Entra refused a token request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SupportIds {
     pub aadsts: Option<u32>,
     pub trace_id: Option<String>,

@@ -2,12 +2,11 @@
 //! decoded into rows a person can read, and the certificate's key info with what the Azure portal shows.
 
 use crate::error::UiError;
-use crate::state::{Desktop, Source};
-use kvproxy_core::{KeyInfo, SecretString, TokenOptions, decode_claims, decode_header};
-use kvproxy_server::ActivityRecord;
+use crate::state::Desktop;
+use kvproxy_app::{ActivityRecord, Caller, TokenRequest};
+use kvproxy_core::{KeyInfo, SecretString, decode_claims, decode_header};
 use serde::Serialize;
 use serde_json::Value;
-use std::time::Instant;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -106,23 +105,12 @@ impl Desktop {
     /// A token for `name` (and `scope`, else the profile's first), as the window shows it. Recorded in the
     /// activity log as the window's.
     pub async fn get_token(&self, name: &str, scope: Option<&str>, skip_cache: bool) -> Result<TokenView, UiError> {
-        let started = Instant::now();
-        let scope = scope.map(str::trim).filter(|s| !s.is_empty());
-        let result = async {
-            let profile = self.valid_profile(name).await?;
-            self.inner
-                .broker
-                .token(&profile, scope, TokenOptions { skip_cache })
-                .await
-        }
-        .await;
-        let status = match &result {
-            Ok(_) => 200,
-            Err(e) if e.class() == kvproxy_core::ErrorClass::Input => 400,
-            Err(_) => 502,
+        let request = TokenRequest {
+            profile: Some(name),
+            scope: scope.map(str::trim).filter(|s| !s.is_empty()),
+            skip_cache,
         };
-        self.record_activity(Source::Window, name, status, started);
-        let token = result?;
+        let token = self.app().token(request, &Caller::window("Get token")).await?;
         let jwt = token.access_token.expose();
         Ok(TokenView {
             profile: token.profile.clone(),
@@ -146,15 +134,17 @@ impl Desktop {
 
     /// Key info for `name`: from memory or the OS keyring, or with `refresh` from Key Vault.
     pub async fn key_info(&self, name: &str, refresh: bool) -> Result<KeyInfoView, UiError> {
-        let profile = self.valid_profile(name).await?;
-        let info = self.inner.broker.key_info(&profile, refresh).await?;
-        Ok(key_info_view(name, &info, OffsetDateTime::now_utc()))
+        let (name, info) = self
+            .app()
+            .key_info(Some(name), refresh, &Caller::window("Key info"))
+            .await?;
+        Ok(key_info_view(&name, &info, OffsetDateTime::now_utc()))
     }
 
     /// Copies a secret the window shows (a token) the way the tray copies one: marked as secret and cleared
     /// after the configured delay.
     pub fn copy_secret(&self, secret: String) -> Result<(), UiError> {
-        let clear_after = self.inner.settings.read().clipboard_clear_after();
+        let clear_after = self.inner.settings.effective().clipboard_clear_after();
         self.inner
             .shell
             .copy_secret(&SecretString::new(secret), clear_after)
@@ -171,7 +161,7 @@ impl Desktop {
 
     /// Every token handed out (API, tray, window), newest first. Never a token.
     pub fn activity(&self) -> Vec<ActivityRecord> {
-        self.inner.server_state.activity.snapshot()
+        self.app().activity().snapshot()
     }
 }
 

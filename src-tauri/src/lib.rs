@@ -1,7 +1,7 @@
 //! The KeyVault Proxy desktop app: a tray icon that copies tokens, the loopback API, and a window made on
-//! demand. This crate is glue between Tauri and the library crates (`kvproxy-core` for tokens,
-//! `kvproxy-server` for the API and the demo tenant); the rules worth testing on their own live in
-//! [`menu`] and in those crates.
+//! demand. This crate holds only what needs Tauri (menu, commands, window, clipboard, notifications): the
+//! app itself is `kvproxy-app`'s [`kvproxy_app::App`], served over HTTP and the agent socket by
+//! `kvproxy-server`; the rules worth testing on their own live in [`menu`] and in those crates.
 
 mod clipboard;
 mod commands;
@@ -13,6 +13,7 @@ mod notify;
 pub mod preferences;
 pub mod shell;
 pub mod state;
+mod tauri_shell;
 mod tray;
 mod trayhost;
 mod watch;
@@ -73,7 +74,7 @@ pub fn run() -> tauri::Result<()> {
         })
         .setup(move |app| {
             let handle = app.handle().clone();
-            let desktop = Desktop::from_environment(Arc::new(shell::TauriShell::new(handle.clone())), tray_host);
+            let desktop = Desktop::from_environment(Arc::new(tauri_shell::TauriShell::new(handle.clone())), tray_host);
             app.manage(desktop.clone());
             if tray_host {
                 tray::install(&handle, &desktop)?;
@@ -81,7 +82,7 @@ pub fn run() -> tauri::Result<()> {
                 // An icon nobody shows is no use, and the indicator library's fallback for it can block.
                 let _ = handle.remove_tray_by_id(tray::TRAY_ID);
                 desktop.notice(
-                    "warning",
+                    state::Level::Warning,
                     "No tray on this desktop",
                     "Nothing on this desktop shows tray icons (on GNOME, install the AppIndicator extension). This window is the way in; closing it quits KeyVault Proxy.",
                 );
@@ -92,7 +93,7 @@ pub fn run() -> tauri::Result<()> {
                     app.manage(watcher);
                 }
                 Err(error) => desktop.notice(
-                    "warning",
+                    state::Level::Warning,
                     "Profile changes are not followed",
                     format!("{error}. Restart the app after editing profiles."),
                 ),

@@ -3,10 +3,10 @@
 //! beside the profiles; the API key never goes there (it lives in the OS keyring).
 
 use crate::error::UiError;
-use crate::state::{Desktop, effective_settings};
-use kvproxy_core::{SecretString, Settings};
-use kvproxy_server::sdk_env::{EnvShell, identity_endpoint, identity_env};
-use kvproxy_server::{ApiKeySource, ApiKeyStore};
+use crate::state::Desktop;
+use kvproxy_app::sdk_env::{EnvShell, identity_endpoint, identity_env};
+use kvproxy_app::{ApiKeySource, Channel};
+use kvproxy_core::Settings;
 use serde::{Deserialize, Serialize};
 
 /// The settings as the window shows them.
@@ -39,8 +39,8 @@ pub struct SettingsForm {
 
 impl Desktop {
     pub fn settings_view(&self) -> SettingsView {
-        let saved = self.inner.saved_settings.read().clone();
-        let effective = self.inner.settings.read().clone();
+        let saved = self.inner.settings.saved();
+        let effective = self.inner.settings.effective();
         let mut overridden_by_env = Vec::new();
         if effective.port != saved.port {
             overridden_by_env.push(kvproxy_core::settings::PORT_ENV.to_string());
@@ -54,28 +54,28 @@ impl Desktop {
             clipboard_clear_secs: saved.clipboard_clear_secs,
             notifications: saved.notifications,
             autostart: self.inner.shell.autostart(),
-            api_key_source: self.inner.api_key_source.to_string(),
-            api_key_rotatable: self.inner.api_key_source != ApiKeySource::Environment,
+            api_key_source: self.app().api_key_source().to_string(),
+            api_key_rotatable: self.app().api_key_source() != ApiKeySource::Environment,
             overridden_by_env,
-            settings_path: self.inner.settings_store.path().display().to_string(),
+            settings_path: self.inner.settings.store().path().display().to_string(),
         }
     }
 
     /// Saves and applies the form. A new port is tried before anything is saved: when it cannot be
     /// listened on, the API goes back to its old port, nothing is saved, and the error names the field.
     pub async fn save_settings(&self, form: SettingsForm) -> Result<SettingsView, UiError> {
-        let old = self.inner.saved_settings.read().clone();
+        let old = self.inner.settings.saved();
         let new = Settings {
             port: form.port,
             clipboard_clear_secs: form.clipboard_clear_secs,
             notifications: form.notifications,
         };
-        let effective = effective_settings(&new, self.inner.env_overrides)?;
-        let port_changed = effective.port != self.inner.settings.read().port;
+        let effective = self.inner.settings.effective_of(&new)?;
+        let port_changed = effective.port != self.inner.settings.effective().port;
         if port_changed {
             let was_running = self.api_state() == crate::menu::ApiState::Running;
             if let Err(error) = self.restart_api_on(effective.port).await {
-                let back = self.inner.settings.read().port;
+                let back = self.inner.settings.effective().port;
                 if let Err(again) = self.restart_api_on(back).await {
                     tracing::warn!("the API could not go back to port {back}: {again}");
                 }
@@ -88,9 +88,7 @@ impl Desktop {
                 self.stop_api().await;
             }
         }
-        self.inner.settings_store.save(&new)?;
-        *self.inner.saved_settings.write() = new;
-        *self.inner.settings.write() = effective;
+        self.inner.settings.save(new.clone())?;
         if let Some(enabled) = form.autostart
             && self.inner.shell.autostart() != Some(enabled)
         {
@@ -99,7 +97,7 @@ impl Desktop {
                 .set_autostart(enabled)
                 .map_err(|e| UiError::field("autostart", e))?;
         }
-        if old != *self.inner.saved_settings.read() {
+        if old != new {
             crate::say("settings: saved");
         }
         self.changed();
@@ -113,29 +111,21 @@ impl Desktop {
     /// Replaces the API key: the running API accepts only the new one from now on. Kept in the OS keyring
     /// when there is one; a key from `KVPROXY_API_KEY` is the environment's to change.
     pub fn rotate_api_key(&self) -> Result<(), UiError> {
-        let key: SecretString = match (self.inner.api_key_source, &self.inner.keyring) {
-            (ApiKeySource::Environment, _) => {
-                return Err(UiError::message(
-                    "the API key comes from KVPROXY_API_KEY; change it there and restart the app",
-                ));
-            }
-            (ApiKeySource::Keyring, Some(keyring)) => ApiKeyStore::new(keyring.clone()).rotate()?,
-            _ => kvproxy_server::generate_api_key()?,
-        };
-        *self.inner.server_state.api_key.write() = key;
-        crate::say("api: key rotated");
-        self.notify("API key rotated", "Clients need the new key (Copy API key).");
-        self.changed();
-        Ok(())
+        self.app().rotate_api_key(Channel::Window).map_err(|e| match e {
+            kvproxy_app::ApiKeyError::Core(core) => UiError::from(core),
+            other => UiError::message(other.to_string()),
+        })
     }
 
     /// What `kvproxy env` prints for the default profile (or `profile`), for pasting into a shell.
     pub fn sdk_environment(&self, profile: Option<&str>, shell: &str) -> Result<String, UiError> {
-        let profile = self.profile_store().get_or_default(profile.filter(|p| !p.is_empty()))?;
+        let profile = self.app().profile(profile.filter(|p| !p.is_empty()))?;
         let shell: EnvShell = shell
             .parse()
             .map_err(|_| UiError::field("shell", format!("'{shell}' is not one of sh, fish, powershell, cmd")))?;
-        let port = self.listening_port().unwrap_or_else(|| self.inner.settings.read().port);
+        let port = self
+            .listening_port()
+            .unwrap_or_else(|| self.inner.settings.effective().port);
         let endpoint = identity_endpoint(port, &profile.name);
         Ok(identity_env(shell, &endpoint, self.api_key().expose()))
     }

@@ -1,35 +1,114 @@
-//! Who asked for which token: a bounded ring in memory, for the UI's activity log. Never a token value.
+//! Who asked for which token, through which door: a bounded ring in memory, for the window's activity view
+//! and `GET /api/activity`. Never a token value.
 
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 use utoipa::ToSchema;
 
-/// One request to a token route.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ActivityRecord {
-    /// When the request arrived (RFC 3339).
-    pub time: String,
-    pub method: String,
-    /// The route pattern, e.g. `/api/profiles/{name}/token`.
-    pub route: String,
-    /// The profile (or client id for ad-hoc requests), when known.
-    pub profile: Option<String>,
-    /// The caller's `User-Agent`.
-    pub user_agent: Option<String>,
-    /// HTTP status of the answer.
-    pub status: u16,
-    pub duration_ms: u64,
+/// The door a request came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// The loopback HTTP API.
+    Http,
+    /// The CLI, over the agent socket or pipe.
+    Agent,
+    /// A click in the tray menu.
+    Tray,
+    /// The app's window.
+    Window,
 }
 
-impl ActivityRecord {
-    /// The current time as the `time` field wants it.
-    pub fn now() -> String {
-        time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
+/// Who is asking: the door, what they asked for there, and the program that asked (as it names itself).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub channel: Channel,
+    /// HTTP: method and route pattern (`GET /api/profiles/{name}/token`); agent: the CLI command
+    /// (`kvproxy token`); tray and window: what the user did (`Copy token`).
+    pub action: String,
+    /// HTTP: the `User-Agent`; agent: the CLI; the app's own doors name none.
+    pub client: Option<String>,
+    receipt: Option<Receipt>,
+}
+
+/// Tells a door whether the app recorded its call, so a door that refused a request before it reached the
+/// app (no API key, a bad parameter) records the refusal itself, and nothing is recorded twice.
+#[derive(Debug, Clone, Default)]
+pub struct Receipt(Arc<AtomicBool>);
+
+impl Receipt {
+    pub fn recorded(&self) -> bool {
+        self.0.load(Ordering::Acquire)
     }
+}
+
+impl Caller {
+    /// This caller, with a receipt that says once the app recorded a call made as it.
+    pub fn with_receipt(mut self) -> (Self, Receipt) {
+        let receipt = Receipt::default();
+        self.receipt = Some(receipt.clone());
+        (self, receipt)
+    }
+
+    pub fn http(method: &str, route: &str, user_agent: Option<String>) -> Self {
+        Self {
+            channel: Channel::Http,
+            action: format!("{method} {route}"),
+            client: user_agent,
+            receipt: None,
+        }
+    }
+
+    /// `command` is what the user typed after `kvproxy` (`token`, `key-info`).
+    pub fn agent(command: &str) -> Self {
+        Self {
+            channel: Channel::Agent,
+            action: format!("kvproxy {command}"),
+            client: Some("kvproxy CLI".into()),
+            receipt: None,
+        }
+    }
+
+    pub fn tray(action: &str) -> Self {
+        Self {
+            channel: Channel::Tray,
+            action: action.into(),
+            client: None,
+            receipt: None,
+        }
+    }
+
+    pub fn window(action: &str) -> Self {
+        Self {
+            channel: Channel::Window,
+            action: action.into(),
+            client: None,
+            receipt: None,
+        }
+    }
+}
+
+/// One request for a token or key info.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivityRecord {
+    /// When the request was answered (RFC 3339). Formatted when the log is read, not on every request.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub time: time::OffsetDateTime,
+    pub source: Channel,
+    /// What was asked for, as the door names it (see [`Caller::action`]).
+    pub action: String,
+    /// The profile (or client id for the .NET routes' ad-hoc requests), when known.
+    pub profile: Option<String>,
+    /// The calling program as it names itself (HTTP `User-Agent`, `kvproxy CLI`); none for the app's own doors.
+    pub client: Option<String>,
+    /// HTTP status of the answer, or the status the API would have answered with.
+    pub status: u16,
+    pub duration_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +122,22 @@ impl Activity {
         Self {
             records: Arc::new(Mutex::new(VecDeque::with_capacity(capacity))),
             capacity,
+        }
+    }
+
+    /// Records an answer to `caller` that took since `started`.
+    pub fn record(&self, caller: &Caller, profile: Option<&str>, status: u16, started: Instant) {
+        self.push(ActivityRecord {
+            time: time::OffsetDateTime::now_utc(),
+            source: caller.channel,
+            action: caller.action.clone(),
+            profile: profile.map(str::to_string),
+            client: caller.client.clone(),
+            status,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        if let Some(receipt) = &caller.receipt {
+            receipt.0.store(true, Ordering::Release);
         }
     }
 
@@ -65,20 +160,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ring_keeps_the_newest() {
+    fn ring_keeps_the_newest_with_source_and_client_apart() {
         let activity = Activity::new(2);
-        for i in 0..3 {
-            activity.push(ActivityRecord {
-                time: i.to_string(),
-                method: "GET".into(),
-                route: "/r".into(),
-                profile: None,
-                user_agent: None,
-                status: 200,
-                duration_ms: 0,
-            });
+        let callers = [
+            Caller::tray("Copy token"),
+            Caller::agent("token"),
+            Caller::http("GET", "/msi/token", Some("curl/8".into())),
+        ];
+        for caller in &callers {
+            activity.record(caller, Some("api"), 200, Instant::now());
         }
-        let times: Vec<_> = activity.snapshot().into_iter().map(|r| r.time).collect();
-        assert_eq!(times, ["2", "1"]);
+        let records = activity.snapshot();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].source, Channel::Http);
+        assert_eq!(records[0].action, "GET /msi/token");
+        assert_eq!(records[0].client.as_deref(), Some("curl/8"));
+        assert_eq!(records[1].source, Channel::Agent);
+        assert_eq!(records[1].action, "kvproxy token");
     }
 }

@@ -7,7 +7,7 @@
 //! server there is the demo tenant the saved certificate belongs to, and then simply uses it.
 
 use kvproxy_core::http::HttpTimeouts;
-use kvproxy_core::{CloudName, CredentialSource, CustomCloud, Profile, ProfileStore, SigningAlgorithm};
+use kvproxy_core::{EmulatedApp, Profile, ProfileStore};
 use kvproxy_emulator::{DemoSeed, Emulator, EmulatorConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,21 +39,16 @@ pub enum DemoError {
 
 /// The profile for an emulator's seeded demo app, trusting `ca_file` for its connections only.
 pub fn emulator_profile(name: &str, seed: &DemoSeed, ca_file: &Path) -> Profile {
-    Profile {
-        name: name.into(),
+    let app = EmulatedApp {
         tenant: seed.tenant_id.clone(),
         client_id: seed.client_id.clone(),
         vault_url: seed.vault_url.clone(),
         certificate: seed.certificate_name.clone(),
-        scopes: vec![seed.scope.clone()],
-        algorithm: SigningAlgorithm::PS256,
-        cloud: CloudName::Custom,
-        custom_cloud: Some(CustomCloud::emulator(
-            seed.authority_host.clone(),
-            ca_file.to_path_buf(),
-        )),
-        credential: CredentialSource::Emulator,
-    }
+        scope: seed.scope.clone(),
+        authority_host: seed.authority_host.clone(),
+        ca_file: ca_file.to_path_buf(),
+    };
+    Profile::emulated(name, app)
 }
 
 /// A demo tenant this process serves, or one another process (`kvproxy demo`, another app) already serves.

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Calls, World, emulator_of, measure, ms, percentile, stamp, write_section};
-use kvproxy_server::demo::DEMO_PROFILE;
+use kvproxy_app::demo::DEMO_PROFILE;
 use std::time::Duration;
 
 const RUNS: usize = 30;
@@ -43,7 +43,7 @@ fn main() {
     token(&["--no-agent"]);
     let (mut alone, alone_calls) = measure(emulator, RUNS, || token(&[]));
     let serve = world.start_serve(&[]);
-    assert!(serve.agent, "kvproxy serve did not start its agent");
+    assert!(serve.has_agent(), "kvproxy serve did not start its agent");
     token(&[]); // the server mints once; every call after it is a cached token
     let (mut served, served_calls) = measure(emulator, RUNS, || token(&[]));
     let (mut own, own_calls) = measure(emulator, RUNS, || token(&["--no-agent"]));

@@ -17,7 +17,7 @@ mod common;
 use common::{Calls, World, emulator_of, measure, ms, percentile, stamp, write_section};
 use kvproxy_core::{Broker, BrokerOptions, KeyInfoStore, ProfileStore, TokenOptions, ValidProfile};
 
-use kvproxy_server::demo::DEMO_PROFILE;
+use kvproxy_app::demo::DEMO_PROFILE;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,7 +122,7 @@ round trip a real keyring costs.",
 
     let serve = world.start_serve(&[]);
     let http = reqwest::Client::builder().no_proxy().build().expect("reqwest client");
-    let url = format!("{}/api/profiles/{DEMO_PROFILE}/token", serve.base_url);
+    let url = format!("{}/api/profiles/{DEMO_PROFILE}/token", serve.base_url());
     let cached_get = || {
         let started = Instant::now();
         let status = runtime.block_on(async {

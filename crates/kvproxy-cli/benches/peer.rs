@@ -15,9 +15,9 @@
 mod common;
 
 use common::{Calls, World, emulator_of, measure, ms, percentile, seed_of, stamp, write_section};
+use kvproxy_app::demo::DEMO_PROFILE;
 use kvproxy_core::{Broker, ProfileStore, TokenOptions};
 use kvproxy_emulator::{DEVELOPER_CLIENT_ID, DEVELOPER_CLIENT_SECRET, DemoSeed};
-use kvproxy_server::demo::DEMO_PROFILE;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -266,7 +266,10 @@ keys package keeps its own challenge cache).\n\n",
     let serve = world.start_serve(&[]);
     let client = reqwest::Client::builder().no_proxy().build().expect("HTTP client");
     let api = |query: &str| {
-        let url = format!("{}/api/profiles/{DEMO_PROFILE}/token?format=raw{query}", serve.base_url);
+        let url = format!(
+            "{}/api/profiles/{DEMO_PROFILE}/token?format=raw{query}",
+            serve.base_url()
+        );
         runtime.block_on(async {
             let started = Instant::now();
             let response = client
@@ -288,7 +291,7 @@ keys package keeps its own challenge cache).\n\n",
         measure(emulator, TOKENS, || api("&skip_cache=true")),
     );
     let api_cached = Row::new("kvproxy: API, cached token", measure(emulator, TOKENS, || api("")));
-    assert!(serve.agent, "kvproxy serve did not start its agent");
+    assert!(serve.has_agent(), "kvproxy serve did not start its agent");
     world.token(DEMO_PROFILE, &[], false);
     let agent = Row::new(
         "kvproxy: a process per token asking the running app (`kvproxy token`)",

@@ -9,9 +9,9 @@
 mod common;
 
 use common::{World, ms, percentile, stamp, write_section};
+use kvproxy_app::demo::emulator_profile;
 use kvproxy_core::ProfileStore;
 use kvproxy_emulator::{Emulator, EmulatorConfig, Route};
-use kvproxy_server::demo::emulator_profile;
 use std::time::{Duration, Instant};
 
 const TOKEN_LIFETIME: Duration = Duration::from_secs(70);
@@ -69,7 +69,7 @@ fn main() {
         .expect("profile");
 
     let serve = world.start_serve(&[]);
-    let url = format!("{}/api/profiles/{PROFILE}/token?format=json", serve.base_url);
+    let url = format!("{}/api/profiles/{PROFILE}/token?format=json", serve.base_url());
     let answers = runtime.block_on(async {
         let client = reqwest::Client::new();
         let mut answers = Vec::new();

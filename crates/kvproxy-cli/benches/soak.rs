@@ -21,9 +21,9 @@
 mod common;
 
 use common::World;
+use kvproxy_app::demo::emulator_profile;
 use kvproxy_core::{ProfileStore, RetrySettings, SigningAlgorithm};
 use kvproxy_emulator::{CertificateVersion, DemoSeed, Emulator, EmulatorConfig, Fault, Route};
-use kvproxy_server::demo::emulator_profile;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};

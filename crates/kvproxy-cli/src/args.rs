@@ -158,7 +158,7 @@ pub struct KeyInfoArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Port of the emulated Entra ID and Key Vault on 127.0.0.1.
-    #[arg(long, default_value_t = kvproxy_server::demo::DEMO_PORT)]
+    #[arg(long, default_value_t = kvproxy_app::demo::DEMO_PORT)]
     pub port: u16,
 }
 
@@ -183,7 +183,7 @@ pub struct EnvArgs {
     #[arg(long, default_value_t = kvproxy_core::settings::DEFAULT_PORT)]
     pub port: u16,
     /// Output syntax.
-    #[arg(long, value_parser = kvproxy_server::sdk_env::EnvShell::VARIANTS.to_vec(), default_value = "sh")]
+    #[arg(long, value_parser = kvproxy_app::sdk_env::EnvShell::VARIANTS.to_vec(), default_value = "sh")]
     pub shell: String,
 }
 

@@ -1,22 +1,19 @@
 //! The guard in front of every route. The threat is not Azure but everything else that can reach
 //! `localhost`: web pages (CSRF, DNS rebinding), other users and processes. So: `Host` must name this
-//! machine, a foreign `Origin` is refused, no CORS headers are ever sent, and token routes need the key.
+//! machine, a foreign `Origin` is refused, no CORS headers are ever sent, and every route that hands out
+//! tokens or tells about them needs the API key, checked by [`require_key`] before the route reads its path,
+//! query or body (the OAuth2 route, whose key may be the form's `client_secret`, asks [`check_key`] itself).
 
-use crate::activity::ActivityRecord;
-use crate::api_key;
 use crate::problem::ApiError;
-use crate::state::AppState;
+use crate::state::HttpState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use kvproxy_app::{App, Caller};
 use std::time::Instant;
 
-/// Set by token handlers on their response, so the activity log knows the profile.
-#[derive(Clone, Debug)]
-pub struct ActivityProfile(pub String);
-
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
     if let Err(e) = check_host(&state, request.headers()) {
         return e.into_response();
     }
@@ -27,34 +24,51 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string());
-    let logged = route.as_deref().is_some_and(is_logged_route);
-    let method = request.method().to_string();
+    let Some(route) = route.filter(|route| is_logged_route(route)) else {
+        return next.run(request).await;
+    };
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let (caller, receipt) = Caller::http(request.method().as_str(), &route, user_agent).with_receipt();
+    request.extensions_mut().insert(caller.clone());
     let started = Instant::now();
     let response = next.run(request).await;
-    if logged {
-        state.activity.push(ActivityRecord {
-            time: ActivityRecord::now(),
-            method,
-            route: route.unwrap_or_default(),
-            profile: response.extensions().get::<ActivityProfile>().map(|p| p.0.clone()),
-            user_agent,
-            status: response.status().as_u16(),
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
+    // Refused before it reached the app (no key, a bad parameter): the app did not record it, so we do.
+    if !receipt.recorded() {
+        state
+            .app
+            .activity()
+            .record(&caller, None, response.status().as_u16(), started);
     }
     response
+}
+
+/// The caller of a token route, as the guard saw it, for the app's activity log.
+pub struct HttpCaller(pub Caller);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for HttpCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let caller = parts.extensions.get::<Caller>().cloned().unwrap_or_else(|| {
+            let route = parts
+                .extensions
+                .get::<MatchedPath>()
+                .map_or(parts.uri.path(), |p| p.as_str());
+            Caller::http(parts.method.as_str(), route, None)
+        });
+        Ok(Self(caller))
+    }
 }
 
 fn is_logged_route(route: &str) -> bool {
     route.starts_with("/api/Token/") || route.ends_with("/token")
 }
 
-fn check_host(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_host(state: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -80,7 +94,7 @@ fn check_host(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_origin(state: &HttpState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
@@ -104,10 +118,10 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Every credential the request presents, in any of the forms the supported protocols use: each
-/// `Authorization` header (its Bearer token, or the whole value for any other scheme, which can never be
-/// the key), each `X-Api-Key` and each `X-IDENTITY-HEADER`, repeated headers included. A header that is not
-/// text is presented too, as one that cannot match.
+/// Every credential the request presents in its headers, in any of the forms the supported protocols use:
+/// each `Authorization` header (its Bearer token, or the whole value for any other scheme, which can never
+/// be the key), each `X-Api-Key` and each `X-IDENTITY-HEADER`, repeated headers included. A header that is
+/// not text is presented too, as one that cannot match.
 pub fn presented_keys(headers: &HeaderMap) -> Vec<&str> {
     let bearer = headers.get_all(header::AUTHORIZATION).iter().map(|v| {
         let v = text(v);
@@ -132,29 +146,34 @@ fn text(value: &axum::http::HeaderValue) -> &str {
 
 pub const KEY_HELP: &str = "send the API key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>' (managed identity clients: 'X-IDENTITY-HEADER'); print it with `kvproxy api-key show`";
 
-/// Extractor form of [`require_key`]: listed before a body extractor, it refuses a request without the
-/// key before its body is read or parsed.
-pub struct Authorized;
+/// Why a request's credentials were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    Missing,
+    Wrong,
+}
 
-impl axum::extract::FromRequestParts<AppState> for Authorized {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
-        require_key(state, &parts.headers).map(|()| Authorized)
+/// The one check of the API key. Every credential presented must be the key: a wrong one next to the right
+/// one is refused, so a caller never gets a token on the strength of one header while another says
+/// something else.
+pub fn check_key<'a>(app: &App, presented: impl IntoIterator<Item = &'a str>) -> Result<(), KeyRefusal> {
+    let mut presented = presented.into_iter().peekable();
+    if presented.peek().is_none() {
+        return Err(KeyRefusal::Missing);
+    }
+    if app.api_key_accepts(presented) {
+        Ok(())
+    } else {
+        Err(KeyRefusal::Wrong)
     }
 }
 
-/// Every credential presented must be the key: a wrong one next to the right one is refused, so a caller
-/// never gets a token on the strength of one header while another says something else.
-pub fn require_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = presented_keys(headers);
-    if presented.is_empty() {
-        return Err(ApiError::unauthorized(format!("missing API key: {KEY_HELP}")));
-    }
-    let key = state.api_key.read();
-    if presented.iter().all(|p| api_key::matches(&key, p)) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(format!("wrong API key: {KEY_HELP}")))
+/// Layered on every route that needs the key (but OAuth2's): runs before the route's extractors, so a
+/// request without the key is a 401 whatever its path, query or body say.
+pub async fn require_key(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    match check_key(&state.app, presented_keys(request.headers())) {
+        Ok(()) => next.run(request).await,
+        Err(KeyRefusal::Missing) => ApiError::unauthorized(format!("missing API key: {KEY_HELP}")).into_response(),
+        Err(KeyRefusal::Wrong) => ApiError::unauthorized(format!("wrong API key: {KEY_HELP}")).into_response(),
     }
 }

@@ -1,6 +1,11 @@
 //! The OpenAPI 3.1 document behind `/openapi.json` and the Swagger page.
 
 use crate::routes::{dotnet, misc, msi, oauth2, profiles};
+use crate::state::HttpState;
+use axum::Json;
+use axum::extract::State;
+use kvproxy_core::Cloud;
+use std::sync::LazyLock;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
@@ -22,7 +27,7 @@ Every token route needs the API key (`kvproxy api-key show`): click Authorize an
         misc::activity, misc::health,
     ),
     components(schemas(crate::problem::Problem)),
-    modifiers(&SecuritySchemes, &ProblemResponses, &DotnetFieldPatterns),
+    modifiers(&SecuritySchemes, &ProblemResponses),
     tags(
         (name = "dotnet-compatible", description = "The .NET Key Vault token proxy's routes and JSON fields"),
         (name = "profiles", description = "Tokens by profile name"),
@@ -104,27 +109,71 @@ fn add_guard_responses(operation: &mut Operation) {
     }
 }
 
-/// The .NET routes' field patterns on their request schemas (`KvKeyRequest`, …).
-struct DotnetFieldPatterns;
+/// The document as this server is configured now: the vaults the .NET routes accept depend on the custom
+/// clouds of the saved profiles (the demo tenant's among them).
+pub async fn document(State(state): State<HttpState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(document_for(state.app.profiles().custom_clouds()))
+}
 
-impl Modify for DotnetFieldPatterns {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::Schema;
-        let Some(components) = openapi.components.as_mut() else {
-            return;
+/// What every document has in common, made once.
+static BASE: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+
+/// The document for a server whose saved profiles name the custom clouds `custom`.
+pub fn document_for(custom: &[Cloud]) -> utoipa::openapi::OpenApi {
+    let mut openapi = BASE.clone();
+    set_dotnet_field_patterns(&mut openapi, custom);
+    openapi
+}
+
+/// The .NET routes' field patterns on their request schemas (`KvKeyRequest`, …).
+fn set_dotnet_field_patterns(openapi: &mut utoipa::openapi::OpenApi, custom: &[Cloud]) {
+    use utoipa::openapi::schema::Schema;
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    let patterns = dotnet::field_patterns(custom);
+    for (name, schema) in components.schemas.iter_mut() {
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
         };
-        for (name, schema) in components.schemas.iter_mut() {
-            let RefOr::T(Schema::Object(object)) = schema else {
-                continue;
-            };
-            if !(name.starts_with("Kv") && name.ends_with("Request")) {
-                continue;
-            }
-            for (field, pattern) in dotnet::FIELD_PATTERNS {
-                if let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field) {
-                    property.pattern = Some(pattern.into());
-                }
+        if !(name.starts_with("Kv") && name.ends_with("Request")) {
+            continue;
+        }
+        for (field, pattern) in &patterns {
+            if let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(*field) {
+                property.pattern = Some(pattern.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvproxy_core::{CloudName, CustomCloud};
+
+    fn key_vault_uri_pattern(doc: &utoipa::openapi::OpenApi) -> String {
+        let value = serde_json::to_value(doc).unwrap();
+        value["components"]["schemas"]["KvKeyInfoRequest"]["properties"]["keyVaultUri"]["pattern"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn custom_cloud_vaults_are_documented_only_when_a_profile_names_the_cloud() {
+        let azure_only = key_vault_uri_pattern(&document_for(&[]));
+        assert!(azure_only.contains(r"vault\.azure\.net"), "{azure_only}");
+        assert!(!azure_only.contains("localhost"), "{azure_only}");
+        let demo = Cloud {
+            name: CloudName::Custom,
+            custom: Some(CustomCloud {
+                authority_host: "https://login.localhost:5617".into(),
+                vault_suffixes: vec!["vault.localhost".into()],
+                ca_file: None,
+            }),
+        };
+        let with_demo = key_vault_uri_pattern(&document_for(&[demo]));
+        assert!(with_demo.contains(r"vault\.localhost):"), "{with_demo}");
     }
 }

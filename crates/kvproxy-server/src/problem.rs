@@ -108,13 +108,15 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let (status, title) = match (&e, e.class()) {
-            (Error::ProfileNotFound(_), _) => (StatusCode::NOT_FOUND, "Profile not found"),
-            (_, ErrorClass::Input) => (StatusCode::BAD_REQUEST, "Invalid request"),
-            (_, ErrorClass::Auth) => (StatusCode::BAD_GATEWAY, "Entra ID or Key Vault refused the request"),
-            (_, ErrorClass::Network) => (StatusCode::GATEWAY_TIMEOUT, "Entra ID or Key Vault unreachable"),
-            (_, ErrorClass::Local) => (StatusCode::INTERNAL_SERVER_ERROR, "Local storage failed"),
+        let title = match (&e, e.class()) {
+            (Error::ProfileNotFound(_), _) => "Profile not found",
+            (_, ErrorClass::Input) => "Invalid request",
+            (_, ErrorClass::Auth) => "Entra ID or Key Vault refused the request",
+            (_, ErrorClass::Network) => "Entra ID or Key Vault unreachable",
+            (_, ErrorClass::Local) => "Local storage failed",
         };
+        // The status every door records in the activity log for this error.
+        let status = StatusCode::from_u16(kvproxy_app::status_of(&e)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut api = ApiError::new(status, title, e.to_string());
         api.problem.class = Some(e.class());
         if let Some(fields) = e.field_errors() {

@@ -1,12 +1,15 @@
 //! The loopback API as a value: bind, learn the address, stop, start again.
 //!
-//! `kvproxy serve` and the desktop app both run the API through [`RunningServer`]; the app pauses it by
-//! stopping it and resumes it by starting a new one over the same [`AppState`], so the token cache, the API
-//! key and the activity log carry over a pause.
+//! `kvproxy serve` runs one [`RunningServer`]; the desktop app runs the API through an [`ApiListener`], which
+//! the user pauses (the server stops) and resumes (a new one starts over the same [`App`], so the token
+//! cache, the API key and the activity log carry over a pause).
 
 use crate::serve::{BindError, ServerConfig, bind, serve};
-use crate::state::AppState;
+use crate::state::HttpState;
+use kvproxy_app::App;
+use parking_lot::RwLock;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -19,14 +22,14 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Binds every address of `config` and serves `state` on them. With port 0 the OS picks a free port and
-    /// the state's Origin allowlist gets the real one.
-    pub async fn start(mut state: AppState, config: &ServerConfig) -> Result<Self, BindError> {
+    /// Binds every address of `config` and serves `app` on them. With port 0 the OS picks a free port and
+    /// the Origin allowlist gets the real one. The addresses of a forced non-loopback bind may appear in
+    /// `Host`.
+    pub async fn start(app: App, config: &ServerConfig) -> Result<Self, BindError> {
         let listeners = bind(config).await?;
         let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-        if let Some(addr) = addrs.first() {
-            state.port = addr.port();
-        }
+        let mut state = HttpState::new(app, addrs.first().map_or(config.port, SocketAddr::port));
+        state.extra_hosts = config.binds.iter().copied().filter(|ip| !ip.is_loopback()).collect();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(serve(state, listeners, async move {
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -73,47 +76,116 @@ impl Drop for RunningServer {
     }
 }
 
-/// The broker a long-running server wants: key info cached in the OS keyring when there is one (so a restart
-/// costs one sign and one token call, not a certificate read too), in memory otherwise. `KVPROXY_RETRIES`
-/// (0-10, default 4) sets how often a failing Key Vault call is retried.
-pub fn keyring_broker(keyring: Option<std::sync::Arc<keyring_core::CredentialStore>>) -> kvproxy_core::Broker {
-    let mut options = kvproxy_core::BrokerOptions {
-        key_info_store: kvproxy_core::KeyInfoStore::new(keyring),
-        ..Default::default()
-    };
-    if let Some(retries) = retries_from_env(std::env::var("KVPROXY_RETRIES").ok().as_deref()) {
-        options.key_vault_retry.max_retries = retries;
-    }
-    kvproxy_core::Broker::new(options)
+/// Whether the API listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiState {
+    /// Not tried yet (the app has just started): the user's next move is still "pause".
+    Starting,
+    Running {
+        port: u16,
+    },
+    /// Paused by the user, or not started because the port was taken.
+    Stopped,
 }
 
-/// A bad value is said and ignored: the server still starts, with the default.
-fn retries_from_env(value: Option<&str>) -> Option<u32> {
-    let value = value?.trim();
-    match value.parse::<u32>() {
-        Ok(retries) if retries <= 10 => Some(retries),
-        _ => {
-            tracing::warn!(
-                "KVPROXY_RETRIES='{value}' is not a number from 0 to 10; Key Vault calls are retried 4 times"
-            );
-            None
+/// The API as the desktop app runs it: started at launch, paused and resumed by the user, moved to another
+/// port from the settings. A resumed API comes back on the port of its first start, where clients expect
+/// it, also when the setting was 0 (any free port).
+pub struct ApiListener {
+    app: App,
+    config: RwLock<ServerConfig>,
+    server: tokio::sync::Mutex<Option<RunningServer>>,
+    port: RwLock<Option<u16>>,
+    first_port: RwLock<Option<u16>>,
+    tried: AtomicBool,
+}
+
+impl ApiListener {
+    pub fn new(app: App, config: ServerConfig) -> Self {
+        Self {
+            app,
+            config: RwLock::new(config),
+            server: tokio::sync::Mutex::new(None),
+            port: RwLock::new(None),
+            first_port: RwLock::new(None),
+            tried: AtomicBool::new(false),
         }
+    }
+
+    /// Starts listening unless it already does; returns the addresses it listens on.
+    pub async fn start(&self) -> Result<Vec<SocketAddr>, BindError> {
+        let mut slot = self.server.lock().await;
+        if let Some(server) = &*slot {
+            return Ok(server.local_addrs().to_vec());
+        }
+        let started = RunningServer::start(self.app.clone(), &self.next_config()).await;
+        self.tried.store(true, Ordering::SeqCst);
+        let server = started?;
+        self.first_port.write().get_or_insert(server.port());
+        *self.port.write() = Some(server.port());
+        let addrs = server.local_addrs().to_vec();
+        *slot = Some(server);
+        Ok(addrs)
+    }
+
+    /// Stops, and starts again on `port` from now on; when that port cannot be used the API stays stopped.
+    pub async fn restart_on(&self, port: u16) -> Result<Vec<SocketAddr>, BindError> {
+        self.stop().await;
+        self.config.write().port = port;
+        *self.first_port.write() = None;
+        self.start().await
+    }
+
+    /// Closes the listeners once in-flight requests are done.
+    pub async fn stop(&self) {
+        let server = self.server.lock().await.take();
+        *self.port.write() = None;
+        if let Some(server) = server
+            && let Err(error) = server.stop().await
+        {
+            tracing::warn!("the API ended with an error: {error}");
+        }
+    }
+
+    /// The port it listens on now; `None` while stopped.
+    pub fn port(&self) -> Option<u16> {
+        *self.port.read()
+    }
+
+    /// The port the next start listens on.
+    pub fn next_port(&self) -> u16 {
+        self.next_config().port
+    }
+
+    pub fn state(&self) -> ApiState {
+        match self.port() {
+            Some(port) => ApiState::Running { port },
+            None if !self.tried.load(Ordering::SeqCst) => ApiState::Starting,
+            None => ApiState::Stopped,
+        }
+    }
+
+    fn next_config(&self) -> ServerConfig {
+        let mut config = self.config.read().clone();
+        if let Some(port) = *self.first_port.read() {
+            config.port = port;
+        }
+        config
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kvproxy_core::{Broker, BrokerOptions, ProfileStore, SecretString};
+    use kvproxy_app::AppOptions;
+    use kvproxy_core::{ProfileStore, SecretString};
     use std::net::{IpAddr, Ipv4Addr};
 
-    fn state(dir: &std::path::Path) -> AppState {
-        AppState::new(
-            Broker::new(BrokerOptions::default()),
+    fn state(dir: &std::path::Path) -> App {
+        App::new(AppOptions::in_memory(
             ProfileStore::new(dir.join("profiles.toml")),
             SecretString::new("k".repeat(43)),
-            0,
-        )
+        ))
     }
 
     fn config(port: u16) -> ServerConfig {
@@ -135,15 +207,6 @@ mod tests {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await?;
         Ok(answer)
-    }
-
-    #[test]
-    fn retries_come_from_the_environment_within_bounds() {
-        assert_eq!(retries_from_env(None), None);
-        assert_eq!(retries_from_env(Some("0")), Some(0));
-        assert_eq!(retries_from_env(Some(" 10 ")), Some(10));
-        assert_eq!(retries_from_env(Some("11")), None);
-        assert_eq!(retries_from_env(Some("many")), None);
     }
 
     #[tokio::test]
@@ -168,5 +231,21 @@ mod tests {
         };
         assert!(busy.to_string().contains(&addr.to_string()), "{busy}");
         drop(again);
+    }
+
+    #[tokio::test]
+    async fn a_paused_listener_resumes_on_the_port_of_its_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = ApiListener::new(state(dir.path()), config(0));
+        assert_eq!(listener.state(), ApiState::Starting);
+        let first = listener.start().await.unwrap()[0];
+        assert_eq!(listener.state(), ApiState::Running { port: first.port() });
+        listener.stop().await;
+        assert_eq!(listener.state(), ApiState::Stopped);
+        assert!(health(first).await.is_err(), "a paused API still answers");
+        let again = listener.start().await.unwrap()[0];
+        assert_eq!(again.port(), first.port(), "resumed on another port");
+        assert!(health(again).await.unwrap().starts_with("HTTP/1.1 200"));
+        listener.stop().await;
     }
 }

@@ -1,10 +1,10 @@
 //! Binding and serving. Loopback only unless explicitly forced, every route behind the guard.
 
-use crate::guard::guard;
-use crate::openapi::ApiDoc;
+use crate::guard::{guard, require_key};
+use crate::openapi;
 use crate::problem::ApiError;
 use crate::routes::{dotnet, misc, msi, oauth2, profiles};
-use crate::state::AppState;
+use crate::state::HttpState;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -20,7 +20,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use kvproxy_core::settings::DEFAULT_PORT;
@@ -95,19 +94,25 @@ pub fn bind_addresses(config: &ServerConfig) -> Result<Vec<SocketAddr>, BindErro
 }
 
 /// The whole API, guard included.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+pub fn router(state: HttpState) -> Router {
+    // Every route that hands out a token or tells about them, except OAuth2 (whose key may be the form's
+    // client_secret): the key is checked before the route reads anything of the request.
+    let keyed = Router::new()
         .route("/api/Token/kv-key", post(dotnet::kv_key))
         .route("/api/Token/kv-key-info", post(dotnet::kv_key_info))
         .route("/api/Token/kv-certificate", post(dotnet::kv_certificate))
         .route("/api/profiles", get(profiles::list))
         .route("/api/profiles/{name}/token", get(profiles::token))
-        .route("/oauth2/v2.0/token", post(oauth2::token))
         .route("/msi/token", get(msi::default_token))
         .route("/msi/{profile}/token", get(msi::profile_token))
         .route("/api/activity", get(misc::activity))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_key));
+    let api = Router::new()
+        .merge(keyed)
+        .route("/oauth2/v2.0/token", post(oauth2::token))
         .route("/health", get(misc::health))
-        .merge(SwaggerUi::new("/swagger").url("/openapi.json", ApiDoc::openapi()))
+        .route("/openapi.json", get(openapi::document))
+        .merge(SwaggerUi::new("/swagger").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .fallback(misc::not_found)
         .method_not_allowed_fallback(misc::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -154,7 +159,7 @@ async fn read_body_in_time(request: Request, next: Next) -> Response {
 
 /// Serves on all listeners until `shutdown` resolves; in-flight requests finish first.
 pub async fn serve(
-    state: AppState,
+    state: HttpState,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

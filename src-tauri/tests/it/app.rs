@@ -5,7 +5,7 @@
 use crate::bus::{DbusMenu, NotificationServer, TrayHost};
 use crate::session::Session;
 use crate::{TIMEOUT, wait_until, x11};
-use kvproxy_core::{CloudName, CredentialSource, CustomCloud, Profile, ProfileStore, SigningAlgorithm};
+use kvproxy_core::{CloudName, CredentialSource, EmulatedApp, Profile, ProfileStore, SigningAlgorithm};
 use kvproxy_emulator::{Emulator, EmulatorConfig, Route};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -152,18 +152,16 @@ impl Tenant {
 
     pub fn profile(&self, name: &str) -> Profile {
         let emulator = self.emulator();
-        Profile {
-            name: name.into(),
+        let app = EmulatedApp {
             tenant: emulator.tenant_id(),
             client_id: self.client_id.clone(),
             vault_url: emulator.vault_url("e2evault"),
             certificate: "e2e-cert".into(),
-            scopes: vec![SCOPE.into()],
-            algorithm: SigningAlgorithm::PS256,
-            cloud: CloudName::Custom,
-            custom_cloud: Some(CustomCloud::emulator(emulator.authority_host(), self.ca_file.clone())),
-            credential: CredentialSource::Emulator,
-        }
+            scope: SCOPE.into(),
+            authority_host: emulator.authority_host(),
+            ca_file: self.ca_file.clone(),
+        };
+        Profile::emulated(name, app)
     }
 }
 
@@ -573,7 +571,8 @@ fn demo_profile_uses_a_running_kvproxy_demo_then_its_own_tenant() {
     );
 
     // The CLI demo goes away: the app starts the tenant itself, on the same port, with a new CA, and a
-    // fresh token (past the cache) comes from it.
+    // fresh token (past the cache) comes from it. Only whether the tenant's port still listens is checked
+    // per request; the tenant's identity was probed once, when the app first used it.
     let _ = demo.kill();
     let _ = demo.wait();
     menu.click_label("Copy token — demo");

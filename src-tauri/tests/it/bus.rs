@@ -203,18 +203,27 @@ impl DbusMenu {
 
     /// Clicks the item labelled exactly `label`, the way a panel does.
     pub fn click_label(&self, label: &str) {
-        let items = self.items();
-        let item = items.iter().find(|i| i.label == label).unwrap_or_else(|| {
-            let labels: Vec<_> = items.iter().map(|i| &i.label).collect();
-            panic!("no menu item labelled {label:?}; labels: {labels:?}")
-        });
-        self.call("AboutToShow", &0i32).expect("AboutToShow(0)");
-        match self.call("Event", &(item.id, "clicked", Value::I32(0), 0u32)) {
-            Ok(_) => {}
-            // An item that ends the app (Quit) can take it off the bus before its reply is sent; the caller
-            // checks what the click did (the exit status), so only that error is let through.
-            Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == "org.freedesktop.DBus.Error.NoReply" => {}
-            Err(e) => panic!("Event({}, clicked) on {label:?}: {e}", item.id),
+        // The app rebuilds its menu whenever its state changes, which gives every item a new id. A panel
+        // re-reads the layout when told so (`LayoutUpdated`); here, a click that names an id the menu no
+        // longer has reads the layout again and clicks the item by its new id.
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let items = self.items();
+            let item = items.iter().find(|i| i.label == label).unwrap_or_else(|| {
+                let labels: Vec<_> = items.iter().map(|i| &i.label).collect();
+                panic!("no menu item labelled {label:?}; labels: {labels:?}")
+            });
+            self.call("AboutToShow", &0i32).expect("AboutToShow(0)");
+            match self.call("Event", &(item.id, "clicked", Value::I32(0), 0u32)) {
+                Ok(_) => return,
+                // An item that ends the app (Quit) can take it off the bus before its reply is sent; the
+                // caller checks what the click did (the exit status), so only that error is let through.
+                Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == "org.freedesktop.DBus.Error.NoReply" => {
+                    return;
+                }
+                Err(e) if attempt < ATTEMPTS && e.to_string().contains("does not refer to a menu item") => {}
+                Err(e) => panic!("Event({}, clicked) on {label:?}: {e}", item.id),
+            }
         }
     }
 }

@@ -2,11 +2,12 @@
 //! shell that records notifications and clipboard writes instead of showing them. No display, no Tauri app:
 //! what the window does is tested here, how it looks in `window.rs`.
 
-use kvproxy_core::{CloudName, CredentialSource, CustomCloud, Profile, ProfileStore, SigningAlgorithm};
+use kvproxy_app::Channel;
+use kvproxy_core::{EmulatedApp, Profile, ProfileStore};
 use kvproxy_desktop::editor::ProfileForm;
 use kvproxy_desktop::preferences::SettingsForm;
 use kvproxy_desktop::shell::Shell;
-use kvproxy_desktop::state::{Desktop, DesktopOptions};
+use kvproxy_desktop::state::{Desktop, DesktopOptions, Level};
 use kvproxy_emulator::{CertificateVersion, Emulator, EmulatorConfig, Route};
 use parking_lot::Mutex;
 use std::path::PathBuf;
@@ -107,21 +108,16 @@ impl World {
     }
 
     fn profile(&self, name: &str) -> Profile {
-        Profile {
-            name: name.into(),
+        let app = EmulatedApp {
             tenant: self.emulator.tenant_id(),
             client_id: self.client_id.clone(),
             vault_url: self.emulator.vault_url(VAULT),
             certificate: self.cert.name.clone(),
-            scopes: vec![SCOPE.into()],
-            algorithm: SigningAlgorithm::PS256,
-            cloud: CloudName::Custom,
-            custom_cloud: Some(CustomCloud::emulator(
-                self.emulator.authority_host(),
-                self.ca_file.clone(),
-            )),
-            credential: CredentialSource::Emulator,
-        }
+            scope: SCOPE.into(),
+            authority_host: self.emulator.authority_host(),
+            ca_file: self.ca_file.clone(),
+        };
+        Profile::emulated(name, app)
     }
 
     /// What another program (the CLI) sees in the same directory.
@@ -257,7 +253,9 @@ async fn get_token_decodes_the_token_uses_the_cache_and_logs_the_window() {
     let records = d.activity();
     assert_eq!(records.len(), 4);
     assert!(
-        records.iter().all(|r| r.method == "WINDOW" && r.status == 200),
+        records
+            .iter()
+            .all(|r| r.source == Channel::Window && r.action == "Get token" && r.status == 200),
         "{records:?}"
     );
     assert_eq!(records[0].profile.as_deref(), Some("api"));
@@ -437,7 +435,7 @@ async fn settings_apply_at_once_persist_and_refuse_a_busy_port() {
 async fn notices_stay_until_dismissed_and_are_bounded() {
     let w = World::start().await;
     for i in 0..25 {
-        w.desktop.notice("warning", format!("notice {i}"), "detail");
+        w.desktop.notice(Level::Warning, format!("notice {i}"), "detail");
     }
     let notices = w.desktop.status().notices;
     assert_eq!(notices.len(), 20, "the window is not a log");
@@ -465,7 +463,7 @@ async fn try_the_demo_tenant_saves_a_default_profile_that_gets_tokens() {
         .iter()
         .find(|n| n.title.contains("demo tenant is running"))
         .unwrap_or_else(|| panic!("no demo notice in {notices:?}"));
-    assert_eq!(hint.level, "info");
+    assert_eq!(hint.level, Level::Info);
     let command = hint.detail.rsplit("From a terminal: ").next().unwrap_or_default();
     assert!(command.ends_with(" token demo"), "{}", hint.detail);
     let program = command.trim_end_matches(" token demo").trim_matches('\'');

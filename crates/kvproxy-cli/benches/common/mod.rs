@@ -4,15 +4,16 @@
 //! item one bench does not use is not dead code.
 #![allow(dead_code)]
 
+use kvproxy_app::demo::DemoTenant;
 use kvproxy_core::ProfileStore;
 use kvproxy_emulator::{Emulator, Route};
-use kvproxy_server::demo::DemoTenant;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const KVPROXY: &str = env!("CARGO_BIN_EXE_kvproxy");
+#[path = "../../tests/shared/mod.rs"]
+mod shared;
+pub use shared::{KVPROXY, Serve};
 
 /// A config dir, agent socket and API key of the bench's own; the user's are never read.
 pub struct World {
@@ -37,13 +38,9 @@ impl World {
     /// `kvproxy` with this world's environment.
     pub fn command(&self) -> Command {
         let mut command = Command::new(KVPROXY);
-        command
-            .env("KVPROXY_CONFIG_DIR", &self.config)
-            .env("KVPROXY_AGENT_SOCKET", &self.socket)
-            .env("KVPROXY_KEYRING", "off")
+        shared::isolate(&mut command, &self.config, &self.socket)
             .env("KVPROXY_API_KEY", &self.api_key)
-            .env("NO_PROXY", "localhost,127.0.0.1,::1,.localhost")
-            .env_remove("RUST_LOG");
+            .env("NO_PROXY", "localhost,127.0.0.1,::1,.localhost");
         command
     }
 
@@ -82,53 +79,9 @@ impl World {
 
     /// `kvproxy serve` on a free loopback port, returned once it says `ready.`.
     pub fn start_serve(&self, extra: &[&str]) -> Serve {
-        let mut child = self
-            .command()
-            .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kvproxy serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut base_url = None;
-        let mut agent = false;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                base_url = Some(addr.trim().to_string());
-            }
-            agent |= line.starts_with("CLI agent:");
-            if line.starts_with("ready.") {
-                break;
-            }
-        }
-        Serve {
-            base_url: base_url.expect("kvproxy serve printed no `listening on` line"),
-            agent,
-            child,
-        }
-    }
-}
-
-/// A running `kvproxy serve`, killed when dropped.
-pub struct Serve {
-    /// `http://127.0.0.1:PORT`
-    pub base_url: String,
-    pub agent: bool,
-    pub child: Child,
-}
-
-impl Serve {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut command = self.command();
+        command.stderr(Stdio::null());
+        shared::start_serve(command, extra)
     }
 }
 

@@ -2,8 +2,8 @@
 
 use super::agent::ask_agent;
 use crate::args::ApiKeyCommand;
+use kvproxy_app::ApiKeyStore;
 use kvproxy_core::Error;
-use kvproxy_server::ApiKeyStore;
 use kvproxy_server::agent::protocol::{Request, Response};
 
 pub async fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
@@ -31,6 +31,6 @@ pub async fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
 
 /// The key for this server run: `KVPROXY_API_KEY`, else the keyring's (created on first use), else a
 /// random one for this run only.
-pub(crate) fn for_server() -> anyhow::Result<(kvproxy_core::SecretString, kvproxy_server::ApiKeySource)> {
-    Ok(kvproxy_server::resolve_api_key(super::keyring().as_ref())?)
+pub(crate) fn for_server() -> anyhow::Result<(kvproxy_core::SecretString, kvproxy_app::ApiKeySource)> {
+    Ok(kvproxy_app::resolve_api_key(super::keyring().as_ref())?)
 }

@@ -3,7 +3,7 @@
 
 use crate::args::DemoArgs;
 use crate::exit::UsageError;
-use kvproxy_server::demo::{DEMO_PROFILE, DemoError, DemoTenant};
+use kvproxy_app::demo::{DEMO_PROFILE, DemoError, DemoTenant};
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = super::store()?;
@@ -39,7 +39,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  profile       '{DEMO_PROFILE}' saved in {}", store.path().display());
     println!();
     // Runnable as printed: with this binary's path when the PATH does not find it (`make run` builds).
-    let kvproxy = kvproxy_server::invocation::this_cli();
+    let kvproxy = kvproxy_app::invocation::this_cli();
     println!("Try, in another terminal:");
     println!("  {kvproxy} key-info {DEMO_PROFILE}");
     println!("  {kvproxy} token {DEMO_PROFILE}");

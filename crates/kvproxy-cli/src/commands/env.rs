@@ -1,7 +1,7 @@
 //! `kvproxy env PROFILE`: point an app's Azure SDK at the proxy with no code change.
 
 use crate::args::EnvArgs;
-use kvproxy_server::sdk_env::{EnvShell, identity_endpoint, identity_env};
+use kvproxy_app::sdk_env::{EnvShell, identity_endpoint, identity_env};
 
 pub fn run(args: EnvArgs) -> anyhow::Result<()> {
     let store = super::store()?;

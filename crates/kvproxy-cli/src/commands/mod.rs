@@ -41,5 +41,5 @@ pub(crate) fn keyring() -> Option<std::sync::Arc<keyring_core::CredentialStore>>
 /// A broker whose key info cache persists in the OS keyring when there is one. Without a keyring it
 /// still works, with a warning: the cache then lasts for this process only.
 pub(crate) fn broker() -> Broker {
-    kvproxy_server::keyring_broker(keyring())
+    kvproxy_app::keyring_broker(keyring())
 }

@@ -1,9 +1,10 @@
 //! `kvproxy serve`: the loopback token API, headless.
 
 use crate::args::ServeArgs;
+use kvproxy_app::{App, AppOptions, DemoPolicy};
 use kvproxy_core::CredentialSource;
-use kvproxy_server::agent::{self, AgentContext, AgentServer};
-use kvproxy_server::{AppState, BindError, RunningServer, ServerConfig};
+use kvproxy_server::agent::{self, AgentServer};
+use kvproxy_server::{BindError, RunningServer, ServerConfig};
 use std::net::IpAddr;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -27,11 +28,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let (api_key, key_source) = super::api_key::for_server()?;
-    let mut state = AppState::new(super::broker(), super::store()?, api_key, args.port);
-    state.extra_hosts = exposed;
-    state.credential = CredentialSource::Auto;
-    let agent_context = AgentContext::new(state.clone(), key_source);
-    let server = RunningServer::start(state, &config).await.map_err(|e| match e {
+    let keyring = super::keyring();
+    let app = App::new(AppOptions {
+        profiles: super::store()?,
+        broker: kvproxy_app::keyring_broker(keyring.clone()),
+        api_key,
+        api_key_source: key_source,
+        keyring,
+        credential: CredentialSource::Auto,
+        // The demo tenant is `kvproxy demo`'s (or the app's) to run: a server has no business starting one.
+        demo: DemoPolicy::Leave,
+    });
+    let server = RunningServer::start(app.clone(), &config).await.map_err(|e| match e {
         BindError::NotLoopback(_) => anyhow::Error::new(crate::exit::UsageError(e.to_string())),
         other => anyhow::Error::new(other),
     })?;
@@ -41,11 +49,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("Swagger UI:  {}/swagger/index.html", server.base_url());
     println!(
         "API key:     {}",
-        key_source.describe(&kvproxy_server::invocation::this_cli())
+        key_source.describe(&kvproxy_app::invocation::this_cli())
     );
     // The CLI's agent: `kvproxy token` on this machine asks this server first. Serving goes on without it.
     let _agent = match agent::default_socket_path() {
-        Ok(path) => match AgentServer::start(agent_context, path).await {
+        Ok(path) => match AgentServer::start(app, path).await {
             Ok(agent) => {
                 println!(
                     "CLI agent:   {} (kvproxy token uses this server's cache)",

@@ -199,7 +199,7 @@ fn token_and_key_info_are_served_by_the_running_server() {
     let agent_calls = || {
         let (status, body) = http(server.port, "/api/activity", &[("X-Api-Key", KEY)]);
         assert_eq!(status, 200, "{body}");
-        body.matches("agent: token").count()
+        body.matches("\"action\":\"kvproxy token\"").count()
     };
 
     let token = |extra: &[&str]| run_ok(env.kvproxy().args(["token", "demo"]).args(extra));

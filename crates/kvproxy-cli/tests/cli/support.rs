@@ -13,7 +13,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const KVPROXY: &str = env!("CARGO_BIN_EXE_kvproxy");
+#[path = "../shared/mod.rs"]
+mod shared;
+pub use shared::{KVPROXY, Serve as Server};
 
 /// Upper bound for any single `kvproxy` run; assert_cmd kills the process after it (and the test fails,
 /// since a killed process has no exit code).
@@ -73,12 +75,10 @@ impl TestEnv {
 
     /// `kvproxy` with this config dir, this test's agent socket and the OS keyring off.
     pub fn kvproxy(&self) -> Command {
-        let mut cmd = Command::new(KVPROXY);
-        cmd.env("KVPROXY_CONFIG_DIR", self.config_dir())
-            .env("KVPROXY_AGENT_SOCKET", self.agent_socket())
-            .env("KVPROXY_KEYRING", "off")
-            .env_remove("RUST_LOG")
-            .timeout(COMMAND_TIMEOUT);
+        let mut cmd = std::process::Command::new(KVPROXY);
+        shared::isolate(&mut cmd, self.config_dir(), &self.agent_socket());
+        let mut cmd = Command::from_std(cmd);
+        cmd.timeout(COMMAND_TIMEOUT);
         cmd
     }
 
@@ -98,11 +98,7 @@ impl TestEnv {
     pub fn start_demo_with(&self, configure: impl FnOnce(&mut std::process::Command)) -> Demo {
         let mut command = std::process::Command::new(KVPROXY);
         configure(&mut command);
-        command
-            .env("KVPROXY_CONFIG_DIR", self.config_dir())
-            .env("KVPROXY_AGENT_SOCKET", self.agent_socket())
-            .env("KVPROXY_KEYRING", "off")
-            .env_remove("RUST_LOG");
+        shared::isolate(&mut command, self.config_dir(), &self.agent_socket());
         Demo::start(command)
     }
 }
@@ -303,59 +299,15 @@ pub fn closed_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-/// A running `kvproxy serve`, killed on drop: its port and what it printed up to `ready.`.
-pub struct Server {
-    pub child: Child,
-    pub port: u16,
-    pub banner: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `kvproxy serve` on a free port with this test's config dir and agent socket; `command` brings the API
-/// key and keyring settings.
+/// key and keyring settings. Its stderr is piped, for tests that read it.
 pub fn start_server_with(env: &TestEnv, mut command: std::process::Command) -> Server {
-    let mut child = command
-        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+    command
         .env("KVPROXY_CONFIG_DIR", env.config_dir())
         .env("KVPROXY_AGENT_SOCKET", env.agent_socket())
         .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut server = Server {
-        child,
-        port: 0,
-        banner: Vec::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("no `ready.` from serve; got {:?}", server.banner));
-        if let Some(addr) = line.strip_prefix("listening on http://127.0.0.1:") {
-            server.port = addr.trim().parse().expect("port");
-        }
-        let ready = line.starts_with("ready.");
-        server.banner.push(line);
-        if ready {
-            return server;
-        }
-    }
+        .stderr(Stdio::piped());
+    shared::start_serve(command, &[])
 }
 
 /// One HTTP/1.1 request over a plain socket: (status, body).

@@ -18,17 +18,12 @@ pub use unix::{AgentServer, ask, default_socket_path};
 #[cfg(windows)]
 pub use windows::{AgentServer, ask, default_socket_path};
 
-use crate::ActivityRecord;
-use crate::api_key::ApiKeySource;
-use crate::problem::ApiError;
-use crate::state::AppState;
-use kvproxy_core::TokenOptions;
+use kvproxy_app::{ApiKeyError, App, Caller, Channel, TokenRequest};
 use protocol::{
     Envelope, FrameError, Hello, PROTOCOL_VERSION, Request, Response, TokenAnswer, read_message, write_message,
 };
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::time::timeout;
 
 /// How long a client waits for the agent's first line. Generous for a busy machine, short enough that a
@@ -80,124 +75,69 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// What the agent serves from: the API's own state, so the CLI shares its token cache, key info and key.
-#[derive(Clone)]
-pub struct AgentContext {
-    pub state: AppState,
-    /// Where the API key came from: a key from `KVPROXY_API_KEY` is not the keyring's to replace.
-    pub api_key_source: ApiKeySource,
-    /// Called after a rotation was applied (the app refreshes its window).
-    pub on_key_rotated: Option<Arc<dyn Fn() + Send + Sync>>,
-}
-
-impl AgentContext {
-    pub fn new(state: AppState, api_key_source: ApiKeySource) -> Self {
-        Self {
-            state,
-            api_key_source,
-            on_key_rotated: None,
-        }
+/// Answers one request from the app's own operations, so the CLI shares the app's token cache, key info
+/// and key; every failure is an answer too, so the client can print it as its own.
+pub async fn answer(app: &App, envelope: Envelope) -> Response {
+    if envelope.protocol != PROTOCOL_VERSION {
+        return Response::Unavailable {
+            reason: format!(
+                "the running app speaks agent protocol {PROTOCOL_VERSION}, this kvproxy {}",
+                envelope.protocol
+            ),
+        };
     }
-
-    /// Answers one request; every failure is an answer too, so the client can print it as its own.
-    pub async fn answer(&self, envelope: Envelope) -> Response {
-        if envelope.protocol != PROTOCOL_VERSION {
-            return Response::Unavailable {
-                reason: format!(
-                    "the running app speaks agent protocol {PROTOCOL_VERSION}, this kvproxy {}",
-                    envelope.protocol
-                ),
-            };
-        }
-        if !matches!(envelope.request, Request::ApiKeyRotated { .. })
-            && envelope.profiles_file != self.state.profiles.path()
-        {
-            return Response::Unavailable {
-                reason: format!(
-                    "the running app reads {}, this kvproxy {}",
-                    self.state.profiles.path().display(),
-                    envelope.profiles_file.display()
-                ),
-            };
-        }
-        let started = Instant::now();
-        let (route, profile_hint) = match &envelope.request {
-            Request::Token { profile, .. } => ("agent: token", profile.clone()),
-            Request::KeyInfo { profile, .. } => ("agent: key-info", profile.clone()),
-            Request::ApiKeyRotated { .. } => ("agent: api-key rotate", None),
+    let ours = app.profile_store().path();
+    if !matches!(envelope.request, Request::ApiKeyRotated { .. }) && envelope.profiles_file != ours {
+        return Response::Unavailable {
+            reason: format!(
+                "the running app reads {}, this kvproxy {}",
+                ours.display(),
+                envelope.profiles_file.display()
+            ),
         };
-        let (response, status) = match self.respond(envelope.request).await {
-            Ok(response) => (response, 200),
-            Err(e) => {
-                let response = Response::Error {
-                    class: e.class(),
-                    message: kvproxy_core::error_chain(&e).replace(['\n', '\r'], " "),
-                };
-                (response, ApiError::from(e).status.as_u16())
-            }
-        };
-        let (status, profile) = match &response {
-            Response::Token(token) => (status, Some(token.profile.clone())),
-            Response::KeyInfo { profile, .. } => (status, Some(profile.clone())),
-            Response::Unavailable { .. } => (409, profile_hint),
-            _ => (status, profile_hint),
-        };
-        self.state.activity.push(ActivityRecord {
-            time: ActivityRecord::now(),
-            method: "AGENT".into(),
-            route: route.into(),
-            profile,
-            user_agent: Some("kvproxy (CLI)".into()),
-            status,
-            duration_ms: started.elapsed().as_millis().try_into().unwrap_or(u64::MAX),
-        });
-        response
     }
-
-    async fn respond(&self, request: Request) -> kvproxy_core::Result<Response> {
-        let profiles = &self.state.profiles;
-        match request {
-            Request::Token { profile, scope } => {
-                let profile = profiles.get_or_default(profile.as_deref())?.resolve()?;
-                let token = self
-                    .state
-                    .broker
-                    .token(&profile, scope.as_deref(), TokenOptions::default())
-                    .await?;
-                Ok(Response::Token(TokenAnswer::from(token)))
+    let failed = |e: kvproxy_core::Error| Response::Error {
+        class: e.class(),
+        message: kvproxy_core::error_chain(&e).replace(['\n', '\r'], " "),
+    };
+    match envelope.request {
+        Request::Token { profile, scope } => {
+            let request = TokenRequest {
+                profile: profile.as_deref(),
+                scope: scope.as_deref(),
+                skip_cache: false,
+            };
+            match app.token(request, &Caller::agent("token")).await {
+                Ok(token) => Response::Token(TokenAnswer::from(token)),
+                Err(e) => failed(e),
             }
-            Request::KeyInfo { profile, refresh } => {
-                let profile = profiles.get_or_default(profile.as_deref())?.resolve()?;
-                let info = self.state.broker.key_info(&profile, refresh).await?;
-                Ok(Response::KeyInfo {
-                    profile: profile.name.clone(),
-                    info,
-                })
+        }
+        Request::KeyInfo { profile, refresh } => {
+            match app
+                .key_info(profile.as_deref(), refresh, &Caller::agent("key-info"))
+                .await
+            {
+                Ok((profile, info)) => Response::KeyInfo { profile, info },
+                Err(e) => failed(e),
             }
-            Request::ApiKeyRotated { api_key } => {
-                if self.api_key_source == ApiKeySource::Environment {
-                    return Ok(Response::Unavailable {
-                        reason: "the running API's key comes from KVPROXY_API_KEY; change it there and restart it"
-                            .into(),
-                    });
-                }
-                if api_key.expose().len() < crate::api_key::MIN_API_KEY_LEN {
-                    return Err(kvproxy_core::Error::invalid("api_key", "the new API key is too short"));
-                }
-                *self.state.api_key.write() = api_key;
+        }
+        Request::ApiKeyRotated { api_key } => match app.apply_api_key(api_key, Channel::Agent) {
+            Ok(()) => {
                 tracing::info!("agent: the API key was rotated by kvproxy api-key rotate");
-                if let Some(hook) = &self.on_key_rotated {
-                    hook();
-                }
-                Ok(Response::ApiKeyApplied)
+                Response::ApiKeyApplied
             }
-        }
+            Err(ApiKeyError::FromEnvironment) => Response::Unavailable {
+                reason: "the running API's key comes from KVPROXY_API_KEY; change it there and restart it".into(),
+            },
+            Err(ApiKeyError::Core(e)) => failed(e),
+            Err(e) => failed(kvproxy_core::Error::invalid("api_key", e.to_string())),
+        },
     }
 }
 
 /// The agent's side of one connection: greet, read one request, answer it.
 pub(crate) async fn serve_stream(
-    context: &AgentContext,
+    app: &App,
     reader: impl tokio::io::AsyncRead + Unpin,
     mut writer: impl tokio::io::AsyncWrite + Unpin,
 ) -> Result<(), FrameError> {
@@ -214,7 +154,7 @@ pub(crate) async fn serve_stream(
             reason: format!("the running app could not read the request: {e}"),
         },
         Ok(Err(e)) => return Err(e),
-        Ok(Ok(envelope)) => context.answer(envelope).await,
+        Ok(Ok(envelope)) => answer(app, envelope).await,
     };
     write_message(&mut writer, &response).await
 }

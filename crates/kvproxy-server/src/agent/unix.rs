@@ -2,7 +2,8 @@
 
 use super::protocol::Envelope;
 use super::protocol::FrameError;
-use super::{AgentContext, AgentError, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse, serve_stream, stop_requested};
+use super::{AgentError, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse, serve_stream, stop_requested};
+use kvproxy_app::App;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,7 +80,7 @@ pub struct AgentServer {
 
 impl AgentServer {
     /// Listens on `path`. A socket left behind by an agent that died is replaced; a live agent is not.
-    pub async fn start(context: AgentContext, path: PathBuf) -> Result<Self, AgentError> {
+    pub async fn start(app: App, path: PathBuf) -> Result<Self, AgentError> {
         create_private_dir(parent_of(&path)?)?;
         let io = |source| AgentError::Io {
             path: path.clone(),
@@ -108,9 +109,9 @@ impl AgentServer {
                     _ = &mut stop_requested => break,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
-                            let context = context.clone();
+                            let app = app.clone();
                             tokio::spawn(async move {
-                                if let Err(e) = serve_connection(&context, stream).await {
+                                if let Err(e) = serve_connection(&app, stream).await {
                                     tracing::debug!(error = %e, "agent connection ended early");
                                 }
                             });
@@ -146,7 +147,7 @@ impl Drop for AgentServer {
     }
 }
 
-async fn serve_connection(context: &AgentContext, stream: UnixStream) -> Result<(), FrameError> {
+async fn serve_connection(app: &App, stream: UnixStream) -> Result<(), FrameError> {
     let peer = stream.peer_cred()?;
     if peer.uid() != own_uid() {
         // The directory's mode should make this impossible; if it happens, say so once and answer nothing.
@@ -154,7 +155,7 @@ async fn serve_connection(context: &AgentContext, stream: UnixStream) -> Result<
         return Ok(());
     }
     let (reader, writer) = stream.into_split();
-    serve_stream(context, reader, writer).await
+    serve_stream(app, reader, writer).await
 }
 
 /// Asks the agent at `path`. Never waits longer than [`HELLO_TIMEOUT`] for a sign of life, nor longer than

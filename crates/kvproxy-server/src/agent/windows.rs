@@ -10,9 +10,9 @@
 use super::protocol::Envelope;
 use super::protocol::FrameError;
 use super::{
-    AgentContext, AgentError, GreetingLost, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse_once, serve_stream,
-    stop_requested,
+    AgentError, GreetingLost, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse_once, serve_stream, stop_requested,
 };
+use kvproxy_app::App;
 use std::os::windows::io::AsRawHandle;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -109,7 +109,7 @@ pub struct AgentServer {
 }
 
 impl AgentServer {
-    pub async fn start(context: AgentContext, path: PathBuf) -> Result<Self, AgentError> {
+    pub async fn start(app: App, path: PathBuf) -> Result<Self, AgentError> {
         let io = |source| AgentError::Io {
             path: path.clone(),
             source,
@@ -155,9 +155,9 @@ impl AgentServer {
                             tracing::warn!(error = %e, "agent: pipe connect failed");
                             continue;
                         }
-                        let context = context.clone();
+                        let app = app.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = serve_connection(&context, client).await {
+                            if let Err(e) = serve_connection(&app, client).await {
                                 tracing::debug!(error = %e, "agent connection ended early");
                             }
                         });
@@ -179,7 +179,7 @@ impl Drop for AgentServer {
     }
 }
 
-async fn serve_connection(context: &AgentContext, pipe: NamedPipeServer) -> Result<(), FrameError> {
+async fn serve_connection(app: &App, pipe: NamedPipeServer) -> Result<(), FrameError> {
     // The ACL should make another user's client impossible; if one gets through, answer nothing.
     let mut client_pid = 0u32;
     // SAFETY: the handle is the live pipe instance owned by `pipe`; the pid is written to a local.
@@ -190,7 +190,7 @@ async fn serve_connection(context: &AgentContext, pipe: NamedPipeServer) -> Resu
         return Ok(());
     }
     let (reader, writer) = tokio::io::split(pipe);
-    serve_stream(context, reader, writer).await
+    serve_stream(app, reader, writer).await
 }
 
 /// The process at the other end of a client's pipe, if it is one we may talk to: a KeyVault Proxy program

@@ -2,45 +2,85 @@
 //! Insomnia collections written for it only need the API key added.
 
 use super::extract::JsonBody;
-use super::with_profile;
-use crate::guard::Authorized;
+use crate::guard::HttpCaller;
 use crate::problem::{ApiError, ApiResult, Problem};
-use crate::state::AppState;
+use crate::state::HttpState;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kvproxy_core::cloud::AZURE_VAULT_SUFFIXES;
 use kvproxy_core::{
-    Cloud, CredentialSource, IssuedToken, Profile, SigningAlgorithm, SigningKey, Thumbprints, TokenOptions,
-    ValidProfile, VaultCertificate,
+    Cloud, CredentialSource, IssuedToken, KeyId, Profile, SigningAlgorithm, SigningKey, Thumbprints, ValidProfile,
+    VaultCertificate,
 };
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 // What the handlers accept, as JSON Schema patterns, so the OpenAPI document promises no more and no less
-// than the checks behind it (a custom cloud's vault, from a saved profile, is accepted too).
+// than the checks behind it. The vault hosts depend on the saved profiles (a custom cloud's vaults, such as
+// the demo tenant's, are accepted too), so the document is made for the profiles of the moment.
 const GUID: &str = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
 const TENANT: &str = "^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)$";
-const VAULT_ROOT: &str = "^https://([A-Za-z0-9-]{3,24}\\.(vault|managedhsm)\\.(azure\\.net|usgovcloudapi\\.net|azure\\.cn)|[A-Za-z0-9-]{1,24}\\.vault\\.localhost:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))/?$";
-const KEY_ID: &str = "^https://([A-Za-z0-9-]{3,24}\\.(vault|managedhsm)\\.(azure\\.net|usgovcloudapi\\.net|azure\\.cn)|[A-Za-z0-9-]{1,24}\\.vault\\.localhost:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))/keys/[0-9A-Za-z-]{1,127}/[0-9A-Za-z]{1,64}$";
+const PORT: &str = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
 const CERTIFICATE_NAME: &str = "^[0-9A-Za-z-]{1,127}$";
 const SCOPE: &str = "^[!-~]+/\\.default$";
 /// SHA-1 or SHA-256 in hex (colons allowed), or base64url without padding (whose last character carries
 /// no stray bits).
 const THUMBPRINT: &str = "^([0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){19}|[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}|[A-Za-z0-9_-]{26}[AEIMQUYcgkosw048]|[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$";
 
+/// The vault hosts ad-hoc requests may name, as a regular expression: Azure's Key Vault and Managed HSM
+/// hosts, and those of the custom clouds of saved profiles (with their port).
+fn vault_host_pattern(custom: &[Cloud]) -> String {
+    let escape = |suffix: &str| -> String {
+        suffix
+            .chars()
+            .flat_map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    vec![c]
+                } else {
+                    vec!['\\', c]
+                }
+            })
+            .collect()
+    };
+    let azure: Vec<String> = AZURE_VAULT_SUFFIXES
+        .iter()
+        .flat_map(|(_, suffixes)| suffixes.iter())
+        .map(|suffix| escape(suffix))
+        .collect();
+    let mut hosts = vec![format!("[A-Za-z0-9-]{{3,24}}\\.({})", azure.join("|"))];
+    let mut custom_suffixes: Vec<String> = custom
+        .iter()
+        .flat_map(Cloud::vault_suffixes)
+        .map(|suffix| escape(&suffix))
+        .collect();
+    custom_suffixes.sort();
+    custom_suffixes.dedup();
+    if !custom_suffixes.is_empty() {
+        hosts.push(format!("[A-Za-z0-9-]{{1,24}}\\.({}):{PORT}", custom_suffixes.join("|")));
+    }
+    format!("({})", hosts.join("|"))
+}
+
 /// The pattern of each request field of these routes, by its JSON name (the same name means the same thing
-/// in all three requests); the OpenAPI document puts them on the request schemas.
-pub(crate) const FIELD_PATTERNS: [(&str, &str); 6] = [
-    ("clientId", GUID),
-    ("tenantId", TENANT),
-    ("keyVaultUri", VAULT_ROOT),
-    ("keyUri", KEY_ID),
-    ("keyThumbprint", THUMBPRINT),
-    ("certificateName", CERTIFICATE_NAME),
-];
+/// in all three requests), for a server whose saved profiles name the custom clouds `custom`.
+pub(crate) fn field_patterns(custom: &[Cloud]) -> [(&'static str, String); 6] {
+    let host = vault_host_pattern(custom);
+    [
+        ("clientId", GUID.into()),
+        ("tenantId", TENANT.into()),
+        ("keyVaultUri", format!("^https://{host}/?$")),
+        (
+            "keyUri",
+            format!("^https://{host}/keys/[0-9A-Za-z-]{{1,127}}/[0-9A-Za-z]{{1,64}}$"),
+        ),
+        ("keyThumbprint", THUMBPRINT.into()),
+        ("certificateName", CERTIFICATE_NAME.into()),
+    ]
+}
 
 /// One scope or a list with one scope (client credentials take a single `RESOURCE/.default`).
 #[derive(Deserialize)]
@@ -155,36 +195,29 @@ pub struct DotnetTokenResponse {
         (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn kv_key(
-    State(state): State<AppState>,
-    _authorized: Authorized,
+    State(state): State<HttpState>,
+    HttpCaller(caller): HttpCaller,
     JsonBody(req): JsonBody<KvKeyRequest>,
 ) -> ApiResult<Response> {
-    let (vault_url, key_name, _) = split_key_uri(&req.key_uri)?;
+    let key_id = KeyId::parse(&req.key_uri).map_err(|e| ApiError::bad_field("keyUri", e.to_string()))?;
     let (thumbprints, algorithm) = parse_thumbprint(&req.key_thumbprint)?;
     let target = Target {
-        vault_url: &vault_url,
-        certificate: &key_name,
+        vault_url: key_id.vault().as_str(),
+        certificate: key_id.name(),
         by: Located::ByKey,
         algorithm,
     };
     let profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
     let key = SigningKey {
-        key_id: req.key_uri.trim().to_string(),
+        key_id: key_id.to_string(),
         thumbprints,
-        name: key_name.clone(),
+        name: key_id.name().to_string(),
     };
     let issued = state
-        .broker
-        .token_with_key(
-            &profile,
-            key,
-            None,
-            TokenOptions {
-                skip_cache: req.skip_cache,
-            },
-        )
+        .app
+        .adhoc_token(&profile, Some(key), req.skip_cache, &caller)
         .await?;
-    Ok(respond(&issued, &profile))
+    Ok(respond(&issued))
 }
 
 /// Key info of a certificate: step 1 of the .NET proxy's fast path.
@@ -197,23 +230,24 @@ pub async fn kv_key(
         (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn kv_key_info(
-    State(state): State<AppState>,
-    _authorized: Authorized,
+    State(state): State<HttpState>,
+    HttpCaller(caller): HttpCaller,
     JsonBody(req): JsonBody<KvKeyInfoRequest>,
 ) -> ApiResult<Response> {
     let by = Located::ByCertificate;
+    let profiles = state.app.profiles();
     let (cloud, url) =
-        Cloud::for_vault_url(&req.key_vault_uri, &state.custom_clouds()).map_err(|e| dotnet_error(e, by))?;
+        Cloud::for_vault_url(&req.key_vault_uri, profiles.custom_clouds()).map_err(|e| dotnet_error(e, by))?;
     let credential = if cloud.is_emulator() {
         CredentialSource::Emulator
     } else {
-        state.credential
+        state.app.credential()
     };
     let saved_tenant;
     let tenant = match req.tenant_id.as_deref() {
         Some(given) => Some(given),
         None if credential == CredentialSource::Emulator => {
-            saved_tenant = state.tenant_for_vault(&cloud, &url).ok_or_else(|| {
+            saved_tenant = profiles.tenant_for_vault(&cloud, &url).ok_or_else(|| {
                 ApiError::bad_field(
                     "tenantId",
                     "no saved profile uses this demo tenant, so its tenant id is unknown: give tenantId",
@@ -225,7 +259,7 @@ pub async fn kv_key_info(
     };
     let target = VaultCertificate::new(cloud, url, &req.certificate_name, credential, tenant)
         .map_err(|e| dotnet_error(e, by))?;
-    let info = state.broker.certificate_key_info(&target, req.skip_cache).await?;
+    let info = state.app.certificate_key_info(&target, req.skip_cache, &caller).await?;
     let format = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     let body = CertificateInfo {
         certificate_name: info.certificate.clone(),
@@ -245,8 +279,8 @@ pub async fn kv_key_info(
         (status = 413, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn kv_certificate(
-    State(state): State<AppState>,
-    _authorized: Authorized,
+    State(state): State<HttpState>,
+    HttpCaller(caller): HttpCaller,
     JsonBody(req): JsonBody<KvCertificateRequest>,
 ) -> ApiResult<Response> {
     let target = Target {
@@ -256,22 +290,18 @@ pub async fn kv_certificate(
         algorithm: SigningAlgorithm::PS256,
     };
     let profile = adhoc_profile(&state, &req.client_id, &req.tenant_id, &req.scopes, target)?;
-    issue(&state, profile, req.skip_cache).await
+    let issued = state.app.adhoc_token(&profile, None, req.skip_cache, &caller).await?;
+    Ok(respond(&issued))
 }
 
-async fn issue(state: &AppState, profile: ValidProfile, skip_cache: bool) -> ApiResult<Response> {
-    let issued = state.broker.token(&profile, None, TokenOptions { skip_cache }).await?;
-    Ok(respond(&issued, &profile))
-}
-
-fn respond(issued: &IssuedToken, profile: &ValidProfile) -> Response {
+fn respond(issued: &IssuedToken) -> Response {
     let body = DotnetTokenResponse {
         access_token: issued.access_token.expose().to_string(),
         lifetime: issued.lifetime().whole_seconds(),
         expires_on: issued.expires_on.format(&Rfc3339).unwrap_or_default(),
         scopes: vec![issued.scope.clone()],
     };
-    with_profile(Json(body), &profile.client_id)
+    Json(body).into_response()
 }
 
 /// Whether the request named the key (`keyUri`) or the certificate (`keyVaultUri` + `certificateName`),
@@ -293,7 +323,7 @@ struct Target<'a> {
 /// A profile for one request. The vault URL must belong to a known cloud (Azure's, or a custom one
 /// from a saved profile): that is the allowlist, checked before anything is sent.
 fn adhoc_profile(
-    state: &AppState,
+    state: &HttpState,
     client_id: &str,
     tenant: &str,
     scopes: &Scopes,
@@ -310,12 +340,12 @@ fn adhoc_profile(
             ));
         }
     };
-    let (cloud, url) =
-        Cloud::for_vault_url(target.vault_url, &state.custom_clouds()).map_err(|e| dotnet_error(e, by))?;
+    let (cloud, url) = Cloud::for_vault_url(target.vault_url, state.app.profiles().custom_clouds())
+        .map_err(|e| dotnet_error(e, by))?;
     let credential = if cloud.is_emulator() {
         CredentialSource::Emulator
     } else {
-        state.credential
+        state.app.credential()
     };
     let profile = Profile {
         name: "adhoc".into(),
@@ -355,32 +385,6 @@ fn dotnet_field(field: &str, by: Located) -> &str {
         ("scopes" | "scope", _) => "scopes",
         (other, _) => other,
     }
-}
-
-/// `https://V/keys/NAME/VERSION` -> (vault URL, NAME, VERSION). The version is required: a signature must
-/// come from the key the certificate's thumbprint describes, not whatever version is current.
-fn split_key_uri(key_uri: &str) -> ApiResult<(String, String, String)> {
-    let bad = |why: &str| {
-        ApiError::bad_field(
-            "keyUri",
-            format!("'{key_uri}' {why}; use https://VAULT.vault.azure.net/keys/NAME/VERSION"),
-        )
-    };
-    let url = url::Url::parse(key_uri.trim()).map_err(|_| bad("is not a URL"))?;
-    let segments: Vec<&str> = url.path().trim_matches('/').split('/').collect();
-    let (name, version) = match segments.as_slice() {
-        ["keys", name] if !name.is_empty() => return Err(bad("has no key version")),
-        ["keys", name, version] if !name.is_empty() && !version.is_empty() => (*name, *version),
-        _ => return Err(bad("is not a key id")),
-    };
-    // Vault key versions are letters and digits (the schema says so too); anything else is a typo that the
-    // vault would only answer with a 404, which reaches the caller as a gateway error instead of a 400.
-    if version.len() > 64 || !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(bad("has a key version that is not 1-64 letters and digits"));
-    }
-    let mut vault = url.clone();
-    vault.set_path("/");
-    Ok((vault.to_string(), name.to_string(), version.to_string()))
 }
 
 /// Accepts SHA-1 or SHA-256 thumbprints, hex (any case, `:` allowed) or base64url.
@@ -434,16 +438,5 @@ mod tests {
         let (_, alg) = parse_thumbprint(&"ab".repeat(32)).unwrap();
         assert_eq!(alg, SigningAlgorithm::PS256);
         assert!(parse_thumbprint("xyz").is_err());
-    }
-
-    #[test]
-    fn key_uris_split_into_vault_name_and_version() {
-        let (vault, name, version) = split_key_uri("https://v.vault.azure.net/keys/k/0123").unwrap();
-        assert_eq!(
-            (vault.as_str(), name.as_str(), version.as_str()),
-            ("https://v.vault.azure.net/", "k", "0123")
-        );
-        assert!(split_key_uri("https://v.vault.azure.net/keys/k").is_err());
-        assert!(split_key_uri("https://v.vault.azure.net/secrets/k/1").is_err());
     }
 }

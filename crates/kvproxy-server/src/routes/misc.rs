@@ -1,12 +1,11 @@
 //! Liveness, the activity log and the JSON 404/405.
 
-use crate::activity::ActivityRecord;
-use crate::guard::require_key;
-use crate::problem::{ApiError, ApiResult, Problem};
-use crate::state::AppState;
+use crate::problem::{ApiError, Problem};
+use crate::state::HttpState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
+use kvproxy_app::ActivityRecord;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -30,9 +29,8 @@ pub async fn health() -> Json<Health> {
 #[utoipa::path(get, path = "/api/activity", tag = "meta",
     responses((status = 200, body = [ActivityRecord]), (status = 401, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
-pub async fn activity(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ActivityRecord>>> {
-    require_key(&state, &headers)?;
-    Ok(Json(state.activity.snapshot()))
+pub async fn activity(State(state): State<HttpState>) -> Json<Vec<ActivityRecord>> {
+    Json(state.app.activity().snapshot())
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {

@@ -3,15 +3,13 @@
 //! and no code change. The profile is in the path, so each app on the machine can have its own identity.
 
 use super::extract::{ProfileName, QueryParams};
-use super::with_profile;
-use crate::guard::require_key;
+use crate::guard::HttpCaller;
 use crate::problem::{ApiError, ApiResult, Problem};
-use crate::state::AppState;
+use crate::state::HttpState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
-use kvproxy_core::TokenOptions;
+use axum::response::{IntoResponse, Response};
+use kvproxy_app::TokenRequest;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -48,11 +46,11 @@ pub struct MsiToken {
         (status = 404, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
     security(("identity_header" = []), ("bearer" = []), ("api_key" = [])))]
 pub async fn default_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(state): State<HttpState>,
+    HttpCaller(caller): HttpCaller,
     QueryParams(query): QueryParams<MsiQuery>,
 ) -> ApiResult<Response> {
-    respond(state, headers, None, query).await
+    respond(state, caller, None, query).await
 }
 
 /// Managed-identity token for a named profile.
@@ -62,18 +60,22 @@ pub async fn default_token(
         (status = 404, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
     security(("identity_header" = []), ("bearer" = []), ("api_key" = [])))]
 pub async fn profile_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(state): State<HttpState>,
+    HttpCaller(caller): HttpCaller,
     // The query first: its errors (a missing `api-version`) are the ones MSI clients are told about first.
     QueryParams(query): QueryParams<MsiQuery>,
     ProfileName(profile): ProfileName,
 ) -> ApiResult<Response> {
-    respond(state, headers, Some(profile), query).await
+    respond(state, caller, Some(profile), query).await
 }
 
 /// `profile` is `None` for `/msi/token`, which serves the default profile.
-async fn respond(state: AppState, headers: HeaderMap, profile: Option<String>, query: MsiQuery) -> ApiResult<Response> {
-    require_key(&state, &headers)?;
+async fn respond(
+    state: HttpState,
+    caller: kvproxy_app::Caller,
+    profile: Option<String>,
+    query: MsiQuery,
+) -> ApiResult<Response> {
     match query.api_version.as_deref() {
         Some("2019-08-01") => {}
         Some(other) => {
@@ -90,7 +92,7 @@ async fn respond(state: AppState, headers: HeaderMap, profile: Option<String>, q
             "resource is required, e.g. resource=https://management.azure.com",
         )
     })?;
-    let profile = state.profiles.get_or_default(profile.as_deref())?.resolve()?;
+    let profile = state.app.profile(profile.as_deref())?;
     if let Some(client_id) = &query.client_id
         && !client_id.eq_ignore_ascii_case(&profile.client_id)
     {
@@ -103,16 +105,17 @@ async fn respond(state: AppState, headers: HeaderMap, profile: Option<String>, q
         return Err(error);
     }
     let scope = format!("{resource}/.default");
-    let issued = state
-        .broker
-        .token(&profile, Some(&scope), TokenOptions::default())
-        .await
-        .map_err(|e| {
-            // The scope is made from `resource`, the parameter the caller sent and has to fix.
-            let mut error = ApiError::from(e);
-            error.rename_fields(|field| if field == "scope" { "resource" } else { field });
-            error
-        })?;
+    let request = TokenRequest {
+        profile: Some(&profile.name),
+        scope: Some(&scope),
+        skip_cache: false,
+    };
+    let issued = state.app.token(request, &caller).await.map_err(|e| {
+        // The scope is made from `resource`, the parameter the caller sent and has to fix.
+        let mut error = ApiError::from(e);
+        error.rename_fields(|field| if field == "scope" { "resource" } else { field });
+        error
+    })?;
     let body = MsiToken {
         access_token: issued.access_token.expose().to_string(),
         expires_on: issued.expires_on.unix_timestamp().to_string(),
@@ -120,5 +123,5 @@ async fn respond(state: AppState, headers: HeaderMap, profile: Option<String>, q
         token_type: "Bearer",
         client_id: profile.client_id.clone(),
     };
-    Ok(with_profile(Json(body), &profile.name))
+    Ok(Json(body).into_response())
 }

@@ -2,9 +2,8 @@
 //! Postman, Insomnia and Bruno work unchanged: client id = profile name, client secret = API key.
 
 use super::extract::FormBody;
-use super::with_profile;
-use crate::api_key;
-use crate::state::AppState;
+use crate::guard::{HttpCaller, check_key};
+use crate::state::HttpState;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
@@ -12,7 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kvproxy_core::{Error, ErrorClass, TokenOptions};
+use kvproxy_app::TokenRequest;
+use kvproxy_core::{Error, ErrorClass};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -84,7 +84,8 @@ fn oauth_error(status: StatusCode, error: &'static str, description: impl Into<S
         (status = 502, body = OAuthError), (status = 504, body = OAuthError)),
     security((), ("basic" = []), ("bearer" = [])))]
 pub async fn token(
-    State(state): State<AppState>,
+    State(state): State<HttpState>,
+    HttpCaller(caller): HttpCaller,
     headers: HeaderMap,
     form: Result<FormBody<ClientCredentialsForm>, FormRejection>,
 ) -> Response {
@@ -158,11 +159,7 @@ pub async fn token(
     if basic_secret.is_none() && form.client_secret.is_none() {
         return refused("client_secret is required: the API key (`kvproxy api-key show`)");
     }
-    let all_right = {
-        let key = state.api_key.read();
-        secrets.iter().all(|secret| api_key::matches(&key, secret))
-    };
-    if !all_right {
+    if check_key(&state.app, secrets).is_err() {
         return refused("wrong client_secret: it must be the API key (`kvproxy api-key show`)");
     }
     match form.grant_type.as_deref() {
@@ -184,7 +181,7 @@ pub async fn token(
             );
         }
     }
-    let profile = match state.profiles.get(&client_id).and_then(|p| p.resolve()) {
+    let profile = match state.app.profile(Some(&client_id)) {
         Ok(profile) => profile,
         Err(Error::ProfileNotFound(_)) => {
             return oauth_error(
@@ -204,11 +201,12 @@ pub async fn token(
         }
     };
     let scope = form.scope.filter(|s| !s.trim().is_empty());
-    match state
-        .broker
-        .token(&profile, scope.as_deref(), TokenOptions::default())
-        .await
-    {
+    let request = TokenRequest {
+        profile: Some(&profile.name),
+        scope: scope.as_deref(),
+        skip_cache: false,
+    };
+    match state.app.token(request, &caller).await {
         Ok(issued) => {
             let mut response = Json(OAuthToken {
                 access_token: issued.access_token.expose().to_string(),
@@ -220,7 +218,7 @@ pub async fn token(
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            with_profile(response, &profile.name)
+            response
         }
         Err(e) => {
             let (status, code) = match (&e, e.class()) {
@@ -232,7 +230,7 @@ pub async fn token(
                 (_, ErrorClass::Network) => (StatusCode::GATEWAY_TIMEOUT, "temporarily_unavailable"),
                 (_, ErrorClass::Local) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
             };
-            with_profile(oauth_error(status, code, e.to_string(), using_basic), &profile.name)
+            oauth_error(status, code, e.to_string(), using_basic)
         }
     }
 }

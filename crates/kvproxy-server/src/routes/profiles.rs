@@ -1,15 +1,15 @@
 //! The profile-based way: name a profile, get its token.
 
 use super::extract::{ProfileName, QueryParams};
-use super::with_profile;
-use crate::guard::require_key;
+use crate::guard::HttpCaller;
 use crate::problem::{ApiResult, Problem};
-use crate::state::AppState;
+use crate::state::HttpState;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use kvproxy_core::{IssuedToken, TokenOptions};
+use kvproxy_app::TokenRequest;
+use kvproxy_core::IssuedToken;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -35,15 +35,20 @@ pub struct ProfileSummary {
 #[utoipa::path(get, path = "/api/profiles", tag = "profiles",
     responses((status = 200, body = [ProfileSummary]), (status = 401, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
-pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Json<Vec<ProfileSummary>>> {
-    require_key(&state, &headers)?;
-    let file = state.profiles.load()?;
+pub async fn list(State(state): State<HttpState>) -> ApiResult<Json<Vec<ProfileSummary>>> {
+    let profiles = state.app.profiles();
+    if profiles.error.is_some() {
+        // While the file is broken the API says so (with its path) rather than list the last good one.
+        state.app.profile_store().load()?;
+    }
     Ok(Json(
-        file.profiles
+        profiles
+            .file
+            .profiles
             .values()
             .map(|p| ProfileSummary {
                 name: p.name.clone(),
-                default: file.default.as_deref() == Some(p.name.as_str()),
+                default: profiles.is_default(&p.name),
                 tenant: p.tenant.clone(),
                 client_id: p.client_id.clone(),
                 vault_url: p.vault_url.clone(),
@@ -71,10 +76,10 @@ pub struct TokenQuery {
     pub skip_cache: bool,
 }
 
-/// A token with its expiry.
+/// A token with its expiry. Borrowed from the issued token: the answer is the one copy made of it.
 #[derive(Serialize, ToSchema)]
-pub struct ProfileToken {
-    pub access_token: String,
+pub struct ProfileToken<'a> {
+    pub access_token: &'a str,
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Expiry, seconds since the Unix epoch.
@@ -83,23 +88,23 @@ pub struct ProfileToken {
     /// Seconds left.
     #[schema(example = 3599)]
     pub expires_in: i64,
-    pub scope: String,
-    pub profile: String,
+    pub scope: &'a str,
+    pub profile: &'a str,
     /// Minted by the local demo tenant; Azure does not accept it.
     pub demo: bool,
     /// Served from the in-memory cache.
     pub from_cache: bool,
 }
 
-impl From<&IssuedToken> for ProfileToken {
-    fn from(t: &IssuedToken) -> Self {
+impl<'a> From<&'a IssuedToken> for ProfileToken<'a> {
+    fn from(t: &'a IssuedToken) -> Self {
         Self {
-            access_token: t.access_token.expose().to_string(),
+            access_token: t.access_token.expose(),
             token_type: "Bearer",
             expires_on: t.expires_on.unix_timestamp(),
             expires_in: t.lifetime().whole_seconds(),
-            scope: t.scope.clone(),
-            profile: t.profile.clone(),
+            scope: &t.scope,
+            profile: &t.profile,
             demo: t.demo,
             from_cache: t.from_cache,
         }
@@ -117,12 +122,11 @@ impl From<&IssuedToken> for ProfileToken {
         (status = 504, body = Problem, description = "Entra ID or Key Vault unreachable")),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(state): State<HttpState>,
+    HttpCaller(caller): HttpCaller,
     ProfileName(name): ProfileName,
     QueryParams(query): QueryParams<TokenQuery>,
 ) -> ApiResult<Response> {
-    require_key(&state, &headers)?;
     // Checked before minting: a typo must not cost a sign and a token request.
     let raw = match query.format.as_deref() {
         Some("raw") => true,
@@ -134,17 +138,12 @@ pub async fn token(
             ));
         }
     };
-    let profile = state.profiles.get(&name)?.resolve()?;
-    let issued = state
-        .broker
-        .token(
-            &profile,
-            query.scope.as_deref(),
-            TokenOptions {
-                skip_cache: query.skip_cache,
-            },
-        )
-        .await?;
+    let request = TokenRequest {
+        profile: Some(&name),
+        scope: query.scope.as_deref(),
+        skip_cache: query.skip_cache,
+    };
+    let issued = state.app.token(request, &caller).await?;
     let response = if raw {
         (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -154,5 +153,5 @@ pub async fn token(
     } else {
         Json(ProfileToken::from(&issued)).into_response()
     };
-    Ok(with_profile(response, &name))
+    Ok(response)
 }

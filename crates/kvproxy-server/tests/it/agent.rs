@@ -3,11 +3,11 @@
 //! live agent's pipe name and never lets a hung agent hang its client.
 
 use crate::common::{PROFILE, TestServer, ok_json};
+use kvproxy_app::ApiKeySource;
 use kvproxy_core::ErrorClass;
 use kvproxy_emulator::Route;
-use kvproxy_server::ApiKeySource;
 use kvproxy_server::agent::protocol::{Envelope, PROTOCOL_VERSION, Request, Response};
-use kvproxy_server::agent::{AgentContext, AgentError, AgentServer, HELLO_TIMEOUT, Outcome, ask};
+use kvproxy_server::agent::{AgentError, AgentServer, HELLO_TIMEOUT, Outcome, ask};
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ fn runtime_dir() -> (tempfile::TempDir, PathBuf) {
 fn envelope(s: &TestServer, request: Request) -> Envelope {
     Envelope {
         protocol: PROTOCOL_VERSION,
-        profiles_file: s.state.profiles.path().to_path_buf(),
+        profiles_file: s.app.profile_store().path().to_path_buf(),
         request,
     }
 }
@@ -62,12 +62,9 @@ async fn answered(path: &Path, envelope: &Envelope) -> Response {
 async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
     let s = TestServer::start().await;
     let (_dir, socket) = runtime_dir();
-    let agent = AgentServer::start(
-        AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral),
-        socket.clone(),
-    )
-    .await
-    .expect("agent starts");
+    let agent = AgentServer::start(s.app.clone(), socket.clone())
+        .await
+        .expect("agent starts");
     #[cfg(unix)]
     {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -110,7 +107,7 @@ async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
 
     // What the agent did shows in the activity log, without a token.
     let activity = ok_json(s.get("/api/activity").send().await.unwrap()).await.to_string();
-    assert!(activity.contains("agent: token"), "{activity}");
+    assert!(activity.contains(r#""action":"kvproxy token""#), "{activity}");
     assert!(!activity.contains(token.access_token.expose()));
     assert!(
         !format!("{token:?}").contains(token.access_token.expose()),
@@ -126,12 +123,7 @@ async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
 async fn errors_carry_their_class_and_other_configurations_are_not_served() {
     let s = TestServer::start().await;
     let (_dir, socket) = runtime_dir();
-    let _agent = AgentServer::start(
-        AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral),
-        socket.clone(),
-    )
-    .await
-    .unwrap();
+    let _agent = AgentServer::start(s.app.clone(), socket.clone()).await.unwrap();
     match answered(&socket, &envelope(&s, token_request("nope"))).await {
         Response::Error { class, message } => {
             assert_eq!(class, ErrorClass::Input);
@@ -156,13 +148,8 @@ async fn errors_carry_their_class_and_other_configurations_are_not_served() {
 async fn a_rotated_key_applies_to_the_running_api_at_once() {
     let s = TestServer::start().await;
     let (_dir, socket) = runtime_dir();
-    let _agent = AgentServer::start(
-        AgentContext::new(s.state.clone(), ApiKeySource::Keyring),
-        socket.clone(),
-    )
-    .await
-    .unwrap();
-    let new_key = kvproxy_server::generate_api_key().unwrap().expose().to_string();
+    let _agent = AgentServer::start(s.app.clone(), socket.clone()).await.unwrap();
+    let new_key = kvproxy_app::generate_api_key().unwrap().expose().to_string();
     let rotated = Request::ApiKeyRotated {
         api_key: new_key.clone().into(),
     };
@@ -173,14 +160,11 @@ async fn a_rotated_key_applies_to_the_running_api_at_once() {
 
     // A key from KVPROXY_API_KEY is the environment's: the agent says so and keeps it.
     let (_dir2, socket2) = runtime_dir();
-    let _env_agent = AgentServer::start(
-        AgentContext::new(s.state.clone(), ApiKeySource::Environment),
-        socket2.clone(),
-    )
-    .await
-    .unwrap();
+    let _env_agent = AgentServer::start(s.app_with_key_from(ApiKeySource::Environment), socket2.clone())
+        .await
+        .unwrap();
     let again = Request::ApiKeyRotated {
-        api_key: kvproxy_server::generate_api_key().unwrap(),
+        api_key: kvproxy_app::generate_api_key().unwrap(),
     };
     assert!(matches!(
         answered(&socket2, &envelope(&s, again)).await,
@@ -206,7 +190,7 @@ async fn stale_sockets_are_replaced_and_live_agents_are_not() {
 
     // An agent starting over a stale socket takes its place.
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-    let context = AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral);
+    let context = s.app.clone();
     let agent = AgentServer::start(context.clone(), socket.clone())
         .await
         .expect("replaces a stale socket");
@@ -279,7 +263,7 @@ async fn a_directory_open_to_others_is_refused_by_both_ends() {
     let dir = socket.parent().unwrap();
     std::fs::create_dir(dir).unwrap();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let context = AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral);
+    let context = s.app.clone();
     match AgentServer::start(context, socket.clone()).await {
         Err(e @ AgentError::OpenDirectory { .. }) => assert!(e.to_string().contains("chmod 700"), "{e}"),
         Err(e) => panic!("{e}"),
@@ -301,7 +285,7 @@ async fn a_directory_open_to_others_is_refused_by_both_ends() {
 async fn a_live_agent_keeps_its_pipe_name() {
     let s = TestServer::start().await;
     let (_dir, pipe) = runtime_dir();
-    let context = AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral);
+    let context = s.app.clone();
     let agent = AgentServer::start(context.clone(), pipe.clone())
         .await
         .expect("agent starts");

@@ -421,7 +421,7 @@ async fn cr_lf_in_reflected_values_never_becomes_a_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_folded_and_garbled_credentials_are_401() {
     let s = TestServer::start().await;
-    let wrong = kvproxy_server::generate_api_key().unwrap().expose().to_string();
+    let wrong = kvproxy_app::generate_api_key().unwrap().expose().to_string();
     let right = s.key.clone();
     let route = format!("/api/profiles/{PROFILE}/token");
     let mut cases: Vec<Vec<(&str, String)>> = Vec::new();
@@ -587,9 +587,8 @@ fn only_loopback_addresses_are_bound_unless_forced() {
 #[cfg(unix)]
 mod other_users {
     use crate::common::{PROFILE, TestServer};
-    use kvproxy_server::ApiKeySource;
     use kvproxy_server::agent::protocol::{Envelope, PROTOCOL_VERSION, Request};
-    use kvproxy_server::agent::{AgentContext, AgentError, AgentServer, Outcome, ask};
+    use kvproxy_server::agent::{AgentError, AgentServer, Outcome, ask};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::os::unix::process::CommandExt;
     use std::path::{Path, PathBuf};
@@ -625,7 +624,7 @@ mod other_users {
     fn envelope(s: &TestServer) -> Envelope {
         Envelope {
             protocol: PROTOCOL_VERSION,
-            profiles_file: s.state.profiles.path().to_path_buf(),
+            profiles_file: s.app.profile_store().path().to_path_buf(),
             request: Request::Token {
                 profile: Some(PROFILE.into()),
                 scope: None,
@@ -678,7 +677,7 @@ mod other_users {
         let s = TestServer::start().await;
         let (_parent, socket) = open_parent();
         let dir = socket.parent().expect("a directory").to_path_buf();
-        let context = AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral);
+        let context = s.app.clone();
         let agent = AgentServer::start(context.clone(), socket.clone())
             .await
             .expect("agent starts");

@@ -3,12 +3,13 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kvproxy_app::{ApiKeySource, App, AppOptions, DemoPolicy};
 use kvproxy_core::{
-    Broker, BrokerOptions, CloudName, CredentialSource, CustomCloud, KeyInfoStore, Profile, ProfileStore,
-    RetrySettings, SecretString, SigningAlgorithm,
+    Broker, BrokerOptions, CredentialSource, EmulatedApp, KeyInfoStore, Profile, ProfileStore, RetrySettings,
+    SecretString,
 };
 use kvproxy_emulator::{CertificateVersion, Emulator, EmulatorConfig, Route};
-use kvproxy_server::AppState;
+use kvproxy_server::{RunningServer, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -29,10 +30,10 @@ pub struct TestServer {
     pub cert: CertificateVersion,
     pub key: String,
     pub port: u16,
-    pub state: AppState,
+    pub app: App,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: RunningServer,
 }
 
 /// Fast, still bounded retries so fault paths finish quickly.
@@ -58,7 +59,27 @@ pub fn http_client() -> reqwest::Client {
         .expect("reqwest client")
 }
 
+/// The app the test server serves: the given profiles and key, fast retries, no keyring, no demo tenant.
+pub fn app_of(profiles: ProfileStore, api_key: SecretString, api_key_source: ApiKeySource) -> App {
+    App::new(AppOptions {
+        profiles,
+        broker: Broker::new(broker_options()),
+        api_key,
+        api_key_source,
+        keyring: None,
+        credential: CredentialSource::Auto,
+        demo: DemoPolicy::Leave,
+    })
+}
+
 impl TestServer {
+    /// Another app over this server's profiles and key, whose key came from `source` (how an agent of a
+    /// server started another way behaves).
+    pub fn app_with_key_from(&self, source: ApiKeySource) -> App {
+        let key = SecretString::new(self.key.clone());
+        app_of(self.app.profile_store().clone(), key, source)
+    }
+
     pub async fn start() -> TestServer {
         let emulator = Emulator::start(EmulatorConfig::default())
             .await
@@ -72,41 +93,27 @@ impl TestServer {
         let ca_file = dir.path().join("emulator-ca.pem");
         std::fs::write(&ca_file, emulator.ca_pem()).expect("write CA");
         let store = ProfileStore::new(dir.path().join("profiles.toml"));
-        let profile = Profile {
-            name: PROFILE.into(),
+        let app = EmulatedApp {
             tenant: tenant.clone(),
             client_id: client_id.clone(),
             vault_url: emulator.vault_url(VAULT),
             certificate: CERT.into(),
-            scopes: vec![SCOPE.into()],
-            algorithm: SigningAlgorithm::PS256,
-            cloud: CloudName::Custom,
-            custom_cloud: Some(CustomCloud::emulator(emulator.authority_host(), ca_file)),
-            credential: CredentialSource::Emulator,
+            scope: SCOPE.into(),
+            authority_host: emulator.authority_host(),
+            ca_file,
         };
+        let profile = Profile::emulated(PROFILE, app);
         store.upsert(profile, false).expect("profile saved");
 
-        // Bind first: the state needs the real port for its Origin allowlist.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let port = listener.local_addr().expect("local addr").port();
-        let key = kvproxy_server::generate_api_key().expect("api key");
-        let state = AppState::new(
-            Broker::new(broker_options()),
-            store,
-            SecretString::new(key.expose().to_string()),
-            port,
-        );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = state.clone();
-        tokio::spawn(async move {
-            kvproxy_server::serve(served, vec![listener], async move {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("server runs");
-        });
+        let key = kvproxy_app::generate_api_key().expect("api key");
+        let app = app_of(store, key.clone(), ApiKeySource::Keyring);
+        let config = ServerConfig {
+            port: 0,
+            binds: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+            allow_non_loopback: false,
+        };
+        let server = RunningServer::start(app.clone(), &config).await.expect("server runs");
+        let port = server.port();
 
         TestServer {
             emulator,
@@ -115,10 +122,10 @@ impl TestServer {
             cert,
             key: key.expose().to_string(),
             port,
-            state,
+            app,
             http: http_client(),
             _dir: dir,
-            _stop: stop,
+            _server: server,
         }
     }
 

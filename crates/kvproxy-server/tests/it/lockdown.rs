@@ -10,37 +10,58 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Every key-protected route with a request that would succeed with the key.
+/// Every key-protected route, by its pattern in the server's route table, with a request that would succeed
+/// with the key.
 fn protected_requests(s: &TestServer) -> Vec<(&'static str, reqwest::RequestBuilder)> {
     let msi_query = format!("?api-version=2019-08-01&resource={RESOURCE}");
     vec![
-        ("kv-key", s.http.post(s.url("/api/Token/kv-key")).json(&s.kv_key_body())),
         (
-            "kv-key-info",
+            "/api/Token/kv-key",
+            s.http.post(s.url("/api/Token/kv-key")).json(&s.kv_key_body()),
+        ),
+        (
+            "/api/Token/kv-key-info",
             s.http.post(s.url("/api/Token/kv-key-info")).json(&s.kv_key_info_body()),
         ),
         (
-            "kv-certificate",
+            "/api/Token/kv-certificate",
             s.http
                 .post(s.url("/api/Token/kv-certificate"))
                 .json(&s.kv_certificate_body()),
         ),
-        ("profiles", s.http.get(s.url("/api/profiles"))),
+        ("/api/profiles", s.http.get(s.url("/api/profiles"))),
         (
-            "profile token",
+            "/api/profiles/{name}/token",
             s.http.get(s.url(&format!("/api/profiles/{PROFILE}/token"))),
         ),
         (
-            "profile token raw",
+            "/api/profiles/{name}/token",
             s.http.get(s.url(&format!("/api/profiles/{PROFILE}/token?format=raw"))),
         ),
-        ("msi default", s.http.get(s.url(&format!("/msi/token{msi_query}")))),
+        ("/msi/token", s.http.get(s.url(&format!("/msi/token{msi_query}")))),
         (
-            "msi named",
+            "/msi/{profile}/token",
             s.http.get(s.url(&format!("/msi/{PROFILE}/token{msi_query}"))),
         ),
-        ("activity", s.http.get(s.url("/api/activity"))),
+        ("/api/activity", s.http.get(s.url("/api/activity"))),
     ]
+}
+
+/// Routes that need no key: liveness, and OAuth2, whose key is the client secret (tested on its own).
+const OPEN_OR_OWN_KEY: [&str; 2] = ["/health", "/oauth2/v2.0/token"];
+
+/// A route added to the server is in the lockdown table too, or this fails: the table above is what the
+/// key tests below walk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_of_the_server_is_in_the_lockdown_table() {
+    let s = TestServer::start().await;
+    let tested: Vec<&str> = protected_requests(&s).into_iter().map(|(route, _)| route).collect();
+    for (_, route) in kvproxy_server::serve::ROUTES {
+        assert!(
+            tested.contains(route) || OPEN_OR_OWN_KEY.contains(route),
+            "{route} is served but not in the lockdown table"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +92,7 @@ async fn every_token_route_without_the_key_is_401_saying_how_to_get_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_401_in_every_form() {
     let s = TestServer::start().await;
-    let wrong = kvproxy_server::generate_api_key().unwrap();
+    let wrong = kvproxy_app::generate_api_key().unwrap();
     let wrong = wrong.expose();
     let almost = format!("{}x", &s.key[..s.key.len() - 1]);
     for bad in [wrong, almost.as_str(), "", " "] {
@@ -114,7 +135,7 @@ async fn a_wrong_key_is_401_in_every_form() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_credential_next_to_the_right_key_is_401() {
     let s = TestServer::start().await;
-    let wrong = kvproxy_server::generate_api_key().unwrap().expose().to_string();
+    let wrong = kvproxy_app::generate_api_key().unwrap().expose().to_string();
     let mixes: [(&str, &str, &str, &str); 6] = [
         ("authorization", "bearer right", "x-api-key", "wrong"),
         ("x-api-key", "right", "authorization", "bearer wrong"),
@@ -207,6 +228,17 @@ async fn without_the_key_a_bad_body_is_still_401() {
         let response = s.http.post(s.url(route)).json(&json!({})).send().await.unwrap();
         problem(response, 401, None).await;
     }
+    // A bad path or query string too: the key is checked before the route reads either.
+    for path in [
+        "/api/profiles/%FF%FE/token",
+        "/api/profiles/test/token?format=bogus&skip_cache=maybe",
+        "/msi/token?api-version=1999-01-01",
+        "/msi/%FF/token",
+    ] {
+        let response = s.http.get(s.url(path)).send().await.unwrap();
+        problem(response, 401, None).await;
+    }
+    s.assert_emulator_untouched("requests without the key");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,12 +6,11 @@
 use crate::common::{PROFILE, RESOURCE, SCOPE, TestServer};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use kvproxy_server::ApiKeySource;
+use kvproxy_server::agent::AgentServer;
 use kvproxy_server::agent::protocol::{
     Envelope, FrameError, Hello, MAX_LINE, PROTOCOL_VERSION, Request, Response, TokenAnswer, read_message,
     write_message,
 };
-use kvproxy_server::agent::{AgentContext, AgentServer};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -600,6 +599,10 @@ enum Expected {
 /// `profile`: the path segment decoded, `Err` when that is not UTF-8.
 fn msi_expected(profile: Option<Result<&str, ()>>, query: &str, identity_ok: bool, client_id: &str) -> Expected {
     let problem = |status, field: Option<&str>| Expected::Problem(status, field.map(str::to_string));
+    // The key first: the guard refuses a request without it before the route reads its path or query.
+    if !identity_ok {
+        return problem(401, None);
+    }
     let pairs = decoded(query);
     // The parser stops at the first member it has seen before.
     let known = ["api-version", "resource", "client_id"];
@@ -611,9 +614,6 @@ fn msi_expected(profile: Option<Result<&str, ()>>, query: &str, identity_ok: boo
     }
     if profile.is_some_and(|p| p.is_err()) {
         return problem(400, Some("profile"));
-    }
-    if !identity_ok {
-        return problem(401, None);
     }
     let value = |k| single(&pairs, k).ok().flatten();
     if value("api-version") != Some("2019-08-01") {
@@ -1162,12 +1162,9 @@ fn agent_socket_answers_any_line() {
             dir.path().file_name().expect("named").to_string_lossy()
         ));
         let agent = rt
-            .block_on(AgentServer::start(
-                AgentContext::new(s.state.clone(), ApiKeySource::Ephemeral),
-                socket.clone(),
-            ))
+            .block_on(AgentServer::start(s.app.clone(), socket.clone()))
             .expect("agent starts");
-        let profiles_file = s.state.profiles.path().display().to_string();
+        let profiles_file = s.app.profile_store().path().display().to_string();
         proptest!(|(line in agent_line(profiles_file))| {
             let answer = rt.block_on(async {
                 let (reader, mut writer) = connect_agent(&socket).await;

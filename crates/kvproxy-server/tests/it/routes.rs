@@ -926,7 +926,7 @@ async fn activity_lists_token_requests_but_never_a_token() {
     assert!(!text.contains(&s.key), "activity log contains the API key");
 
     let records: Vec<Value> = serde_json::from_str(&text).unwrap();
-    let ours: Vec<&Value> = records.iter().filter(|r| r["user_agent"] == UA).collect();
+    let ours: Vec<&Value> = records.iter().filter(|r| r["client"] == UA).collect();
     assert_eq!(ours.len(), 5, "every token request is logged: {text}");
     for r in &ours {
         assert!(r["duration_ms"].as_u64().is_some(), "{r}");
@@ -934,14 +934,14 @@ async fn activity_lists_token_requests_but_never_a_token() {
             OffsetDateTime::parse(r["time"].as_str().unwrap_or_default(), &Rfc3339).is_ok(),
             "{r}"
         );
-        assert!(r["method"].as_str().is_some(), "{r}");
+        assert_eq!(r["source"], "http", "{r}");
     }
     // Newest first.
     let summary: Vec<(String, Value, u64)> = ours
         .iter()
         .map(|r| {
             (
-                r["route"].as_str().unwrap().to_string(),
+                r["action"].as_str().unwrap().to_string(),
                 r["profile"].clone(),
                 r["status"].as_u64().unwrap(),
             )
@@ -950,18 +950,18 @@ async fn activity_lists_token_requests_but_never_a_token() {
     assert_eq!(
         summary,
         vec![
-            ("/api/profiles/{name}/token".to_string(), Value::Null, 401),
-            ("/msi/token".to_string(), json!(PROFILE), 200),
-            ("/oauth2/v2.0/token".to_string(), json!(PROFILE), 200),
-            ("/api/Token/kv-certificate".to_string(), json!(s.client_id), 200),
-            ("/api/profiles/{name}/token".to_string(), json!(PROFILE), 200),
+            ("GET /api/profiles/{name}/token".to_string(), Value::Null, 401),
+            ("GET /msi/token".to_string(), json!(PROFILE), 200),
+            ("POST /oauth2/v2.0/token".to_string(), json!(PROFILE), 200),
+            ("POST /api/Token/kv-certificate".to_string(), json!(s.client_id), 200),
+            ("GET /api/profiles/{name}/token".to_string(), json!(PROFILE), 200),
         ]
     );
     // Non-token routes are not activity.
     assert!(
         records
             .iter()
-            .all(|r| r["route"] != "/api/activity" && r["route"] != "/health"),
+            .all(|r| r["action"] != "GET /api/activity" && r["action"] != "GET /health"),
         "{text}"
     );
 }

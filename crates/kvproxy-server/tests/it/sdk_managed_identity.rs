@@ -65,10 +65,10 @@ async fn azure_sdk_managed_identity_credential_gets_the_profiles_token() {
         "{result}"
     );
     // The SDK's request was logged like any other, with the SDK's User-Agent.
-    let activity = s.state.activity.snapshot();
+    let activity = s.app.activity().snapshot();
     let record = activity
         .iter()
-        .find(|r| r.route == "/msi/{profile}/token")
+        .find(|r| r.action == "GET /msi/{profile}/token")
         .expect("the SDK's request is in the activity log");
     assert_eq!(record.status, 200);
     assert_eq!(record.profile.as_deref(), Some(PROFILE));

@@ -84,7 +84,7 @@ async fn a_burst_over_cold_profiles_fetches_each_once() {
 
 /// Ten profiles, each with an app and a certificate of its own in the emulator, none asked for yet.
 fn add_cold_profiles(s: &TestServer) -> Vec<String> {
-    let template = s.state.profiles.get(PROFILE).expect("the saved test profile");
+    let template = s.app.profile_store().get(PROFILE).expect("the saved test profile");
     (0..PROFILES)
         .map(|i| {
             let name = format!("cold-{i}");
@@ -97,7 +97,7 @@ fn add_cold_profiles(s: &TestServer) -> Vec<String> {
                 certificate: name.clone(),
                 ..template.clone()
             };
-            s.state.profiles.upsert(profile, false).expect("profile saved");
+            s.app.profile_store().upsert(profile, false).expect("profile saved");
             name
         })
         .collect()
