@@ -499,10 +499,24 @@ async fn listens(port: u16) -> bool {
 /// The HTTP status a failed operation is answered with, on the API and in the activity log of every door.
 pub fn status_of(error: &Error) -> u16 {
     match (error, error.class()) {
-        (Error::ProfileNotFound(_), _) => 404,
+        // No such profile, or none named and no default: what is asked for is not here (for the
+        // managed-identity routes, "this endpoint has no such identity").
+        (Error::ProfileNotFound(_) | Error::NoDefaultProfile, _) => 404,
         (_, ErrorClass::Input) => 400,
         (_, ErrorClass::Auth) => 502,
         (_, ErrorClass::Network) => 504,
         (_, ErrorClass::Local) => 500,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_door_answers_a_missing_profile_as_not_here() {
+        assert_eq!(status_of(&Error::ProfileNotFound("api".into())), 404);
+        assert_eq!(status_of(&Error::NoDefaultProfile), 404);
+        assert_eq!(status_of(&Error::invalid("scope", "not RESOURCE/.default")), 400);
     }
 }

@@ -110,6 +110,7 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let title = match (&e, e.class()) {
             (Error::ProfileNotFound(_), _) => "Profile not found",
+            (Error::NoDefaultProfile, _) => "No default profile",
             (_, ErrorClass::Input) => "Invalid request",
             (_, ErrorClass::Auth) => "Entra ID or Key Vault refused the request",
             (_, ErrorClass::Network) => "Entra ID or Key Vault unreachable",
