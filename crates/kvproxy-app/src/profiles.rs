@@ -155,15 +155,16 @@ impl ProfileCache {
         if last != 0 && elapsed.saturating_sub(last) < holds {
             return self.current.read().1.clone();
         }
-        self.stamped_at.store(elapsed.max(1), Ordering::Release);
         let now = stamp(self.store.path());
-        {
+        let unchanged = {
             let current = self.current.read();
-            if current.0 == now {
-                return current.1.clone();
-            }
-        }
-        self.read_at(now)
+            (current.0 == now).then(|| current.1.clone())
+        };
+        let profiles = unchanged.unwrap_or_else(|| self.read_at(now));
+        // Only once the reading above is in place: a request that skips the stat within the next millisecond
+        // must get this reading, not the one before it.
+        self.stamped_at.store(elapsed.max(1), Ordering::Release);
+        profiles
     }
 
     /// Reads the file again whatever its stamp says (after the app wrote it, or when told it changed).
