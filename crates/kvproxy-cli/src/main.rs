@@ -9,6 +9,9 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = args::Cli::parse();
+    if !matches!(args.command, args::Command::Serve(_) | args::Command::Demo(_)) {
+        end_quietly_on_closed_stdout();
+    }
     init_logging(args.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -24,6 +27,18 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {}", exit::one_line(&e));
             std::process::ExitCode::from(code)
         }
+    }
+}
+
+/// `kvproxy token | head -c 20`: when the reader goes away, the command ends as Unix tools do (SIGPIPE),
+/// not with Rust's panic about a failed print. Rust ignores SIGPIPE in every program; the long-running
+/// `serve` and `demo` keep that, so a closed stdout never stops a server.
+fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; it restores the default action
+    // for one signal and touches no Rust state.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -408,3 +408,31 @@ fn unreachable_endpoints_exit_4_within_the_timeout() {
     // the demo itself is unaffected
     token_line(&env, &["demo"]);
 }
+
+/// `kvproxy token | head -c 20`: when the reader has gone away, the command ends the way Unix tools do (by
+/// SIGPIPE, nothing on stderr but its own lines), never with a panic about a failed print.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_token_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = TestEnv::new();
+    let _demo = env.start_demo();
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    // Closed before the command starts: its first write to stdout finds nobody reading.
+    drop(reader);
+    let child = std::process::Command::new(KVPROXY)
+        .args(["token", "demo", "--json"])
+        .env("KVPROXY_CONFIG_DIR", env.config_dir())
+        .env("KVPROXY_AGENT_SOCKET", env.agent_socket())
+        .env("KVPROXY_KEYRING", "off")
+        .env_remove("RUST_LOG")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kvproxy token");
+    let out = child.wait_with_output().expect("wait for kvproxy token");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}: {stderr}", out.status);
+}
