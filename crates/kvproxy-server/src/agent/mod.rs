@@ -14,17 +14,28 @@ mod unix;
 mod windows;
 
 #[cfg(unix)]
-pub use unix::{AgentServer, ask, default_socket_path};
+use unix::open_stream;
+#[cfg(unix)]
+pub use unix::{AgentServer, ask, default_socket_path, desktop_socket_path};
 #[cfg(windows)]
-pub use windows::{AgentServer, ask, default_socket_path};
+use windows::open_stream;
+#[cfg(windows)]
+pub use windows::{AgentServer, ask, default_socket_path, desktop_socket_path};
 
 use kvproxy_app::{ApiKeyError, App, Caller, Channel, TokenRequest};
 use protocol::{
-    Envelope, FrameError, Hello, PROTOCOL_VERSION, Request, Response, TokenAnswer, read_message, write_message,
+    Envelope, FrameError, Hello, PROTOCOL_VERSION, Request, Response, TokenAnswer, WindowEvent, read_answer,
+    read_message, write_message,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, BufReader};
 use tokio::time::timeout;
+
+/// One end of a connection to an agent, as either platform opens it.
+pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// How long a client waits for the agent's first line. Generous for a busy machine, short enough that a
 /// hung agent costs a script one second before it falls back.
@@ -39,6 +50,26 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The environment variable that moves the socket (tests; several app instances).
 pub const SOCKET_ENV: &str = "KVPROXY_AGENT_SOCKET";
+
+/// The environment variable that moves the desktop app's own socket, where its window and a second start
+/// of the app find the running one. The app sets it for the window it starts.
+pub const DESKTOP_SOCKET_ENV: &str = "KVPROXY_DESKTOP_SOCKET";
+
+/// What the desktop app's tray process does for its window, which runs as a process of its own (the tray
+/// process loads no web view). Served only on the desktop app's socket; `kvproxy serve` has no window.
+#[async_trait::async_trait]
+pub trait WindowHost: Send + Sync + 'static {
+    /// One command from the window: `{"command": NAME, "args": {...}}` as the web view sent it. The error
+    /// is what the window shows (a message, and the field it belongs to).
+    async fn call(&self, call: serde_json::Value) -> Result<serde_json::Value, serde_json::Value>;
+    /// A window process has started. Its events, or `None` when another window is open: that one is then
+    /// shown and the new process ends.
+    fn attach(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<WindowEvent>>;
+    /// The window process that attached has gone (closed, crashed or killed).
+    fn detached(&self);
+    /// Bring the window to the front, starting its process when none runs.
+    fn show(&self);
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -78,6 +109,11 @@ pub enum Outcome {
 /// Answers one request from the app's own operations, so the CLI shares the app's token cache, key info
 /// and key; every failure is an answer too, so the client can print it as its own.
 pub async fn answer(app: &App, envelope: Envelope) -> Response {
+    answer_for(app, None, envelope).await
+}
+
+/// [`answer`], with the desktop app's window calls when `host` is there.
+pub async fn answer_for(app: &App, host: Option<&Arc<dyn WindowHost>>, envelope: Envelope) -> Response {
     if envelope.protocol != PROTOCOL_VERSION {
         return Response::Unavailable {
             reason: format!(
@@ -87,7 +123,8 @@ pub async fn answer(app: &App, envelope: Envelope) -> Response {
         };
     }
     let ours = app.profile_store().path();
-    if !matches!(envelope.request, Request::ApiKeyRotated { .. }) && envelope.profiles_file != ours {
+    let reads_profiles = matches!(envelope.request, Request::Token { .. } | Request::KeyInfo { .. });
+    if reads_profiles && envelope.profiles_file != ours {
         return Response::Unavailable {
             reason: format!(
                 "the running app reads {}, this kvproxy {}",
@@ -132,16 +169,39 @@ pub async fn answer(app: &App, envelope: Envelope) -> Response {
             Err(ApiKeyError::Core(e)) => failed(e),
             Err(e) => failed(kvproxy_core::Error::invalid("api_key", e.to_string())),
         },
+        Request::Window { call } => match host {
+            Some(host) => match host.call(call).await {
+                Ok(result) => Response::Window { result },
+                Err(error) => Response::WindowFailed { error },
+            },
+            None => no_window(),
+        },
+        Request::ShowWindow => match host {
+            Some(host) => {
+                host.show();
+                Response::WindowShown
+            }
+            None => no_window(),
+        },
+        // Handled by the connection, which stays open for the events.
+        Request::AttachWindow => no_window(),
+    }
+}
+
+fn no_window() -> Response {
+    Response::Unavailable {
+        reason: "this agent has no window (it serves the kvproxy CLI only)".into(),
     }
 }
 
 /// The agent's side of one connection: greet, read one request, answer it.
 pub(crate) async fn serve_stream(
     app: &App,
-    reader: impl tokio::io::AsyncRead + Unpin,
-    mut writer: impl tokio::io::AsyncWrite + Unpin,
+    host: Option<&Arc<dyn WindowHost>>,
+    reader: impl AsyncRead + Unpin,
+    mut writer: impl AsyncWrite + Unpin,
 ) -> Result<(), FrameError> {
-    let mut reader = tokio::io::BufReader::new(reader);
+    let mut reader = BufReader::new(reader);
     let hello = Hello {
         protocol: PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").into(),
@@ -154,9 +214,136 @@ pub(crate) async fn serve_stream(
             reason: format!("the running app could not read the request: {e}"),
         },
         Ok(Err(e)) => return Err(e),
-        Ok(Ok(envelope)) => answer(app, envelope).await,
+        Ok(Ok(envelope)) if envelope.request == Request::AttachWindow && envelope.protocol == PROTOCOL_VERSION => {
+            return match host {
+                Some(host) => serve_window(host, reader, writer).await,
+                None => write_message(&mut writer, &no_window()).await,
+            };
+        }
+        Ok(Ok(envelope)) => answer_for(app, host, envelope).await,
     };
     write_message(&mut writer, &response).await
+}
+
+/// The window's connection: the events for it until it goes. The window sends nothing after attaching, so
+/// anything readable (end of file, above all) means it has gone.
+async fn serve_window(
+    host: &Arc<dyn WindowHost>,
+    mut reader: BufReader<impl AsyncRead + Unpin>,
+    mut writer: impl AsyncWrite + Unpin,
+) -> Result<(), FrameError> {
+    let Some(mut events) = host.attach() else {
+        return write_message(&mut writer, &Response::WindowShown).await;
+    };
+    let result = async {
+        write_message(&mut writer, &Response::WindowAttached).await?;
+        let mut probe = [0u8; 1];
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => write_message(&mut writer, &event).await?,
+                    None => return Ok(()),
+                },
+                _ = reader.read(&mut probe) => return Ok(()),
+            }
+        }
+    }
+    .await;
+    drop(events);
+    host.detached();
+    result
+}
+
+/// How a window process's attach went.
+pub enum Attached {
+    /// This process is the window: its events follow.
+    Window(WindowEvents),
+    /// Another window was open; the app has shown it.
+    AlreadyOpen,
+    /// No desktop app answers on the socket.
+    NoApp,
+    Failed(String),
+}
+
+/// The events the tray process sends its window. The connection stays open while this lives; dropping it
+/// tells the tray process the window has gone.
+pub struct WindowEvents {
+    reader: BufReader<ReadHalf>,
+    _writer: WriteHalf,
+}
+
+impl WindowEvents {
+    /// The next event; `None` once the tray process has gone (the app quit).
+    pub async fn next(&mut self) -> Option<WindowEvent> {
+        read_message(&mut self.reader).await.ok()
+    }
+}
+
+/// The window process's first words to the desktop app at `path`.
+pub async fn attach_window(path: &Path) -> Attached {
+    let (reader, mut writer, server_pid) = match open_stream(path).await {
+        Ok(stream) => stream,
+        Err(Outcome::NoAgent) => return Attached::NoApp,
+        Err(Outcome::Failed(reason)) => return Attached::Failed(reason),
+        Err(Outcome::Answered(_)) => return Attached::Failed("unexpected answer".into()),
+    };
+    let mut reader = BufReader::new(reader);
+    let envelope = Envelope {
+        protocol: PROTOCOL_VERSION,
+        profiles_file: PathBuf::new(),
+        request: Request::AttachWindow,
+    };
+    if let Err(reason) = greet_and_send(&mut reader, &mut writer, &envelope, server_pid).await {
+        return Attached::Failed(reason);
+    }
+    match timeout(HELLO_TIMEOUT, read_message::<Response>(&mut reader)).await {
+        Ok(Ok(Response::WindowAttached)) => Attached::Window(WindowEvents {
+            reader,
+            _writer: writer,
+        }),
+        Ok(Ok(Response::WindowShown)) => Attached::AlreadyOpen,
+        Ok(Ok(Response::Unavailable { reason })) => Attached::Failed(reason),
+        Ok(Ok(other)) => Attached::Failed(format!("unexpected answer {other:?}")),
+        Ok(Err(e)) => Attached::Failed(format!("the running app's answer: {e}")),
+        Err(_) => Attached::Failed(format!("the running app did not answer within {HELLO_TIMEOUT:?}")),
+    }
+}
+
+/// Reads the agent's greeting, checks it, and sends `envelope`.
+async fn greet_and_send(
+    reader: &mut BufReader<impl AsyncRead + Unpin>,
+    writer: &mut (impl AsyncWrite + Unpin),
+    envelope: &Envelope,
+    server_pid: Option<u32>,
+) -> Result<(), String> {
+    let hello = match timeout(HELLO_TIMEOUT, read_message::<Hello>(reader)).await {
+        Err(_) => return Err(format!("the running app did not answer within {HELLO_TIMEOUT:?}")),
+        Ok(Err(e)) => return Err(format!("the running app's greeting: {e}")),
+        Ok(Ok(hello)) => hello,
+    };
+    check_hello(&hello, server_pid)?;
+    timeout(HELLO_TIMEOUT, write_message(writer, envelope))
+        .await
+        .unwrap_or(Err(FrameError::Closed))
+        .map_err(|e| format!("sending the request: {e}"))
+}
+
+fn check_hello(hello: &Hello, server_pid: Option<u32>) -> Result<(), String> {
+    if let Some(pid) = server_pid
+        && hello.pid != pid
+    {
+        return Err(format!(
+            "the agent greeting names process {} but process {pid} serves it; not using it",
+            hello.pid
+        ));
+    }
+    if hello.protocol != PROTOCOL_VERSION {
+        return Err(format!(
+            "the running app (version {}) speaks agent protocol {}, this kvproxy {PROTOCOL_VERSION}",
+            hello.version, hello.protocol
+        ));
+    }
+    Ok(())
 }
 
 /// The connection ended before the agent's greeting: nothing was sent, so asking again is safe.
@@ -204,19 +391,8 @@ async fn converse_greeted(
     server_pid: Option<u32>,
     hello: Hello,
 ) -> Outcome {
-    if let Some(pid) = server_pid
-        && hello.pid != pid
-    {
-        return Outcome::Failed(format!(
-            "the agent greeting names process {} but process {pid} serves it; not using it",
-            hello.pid
-        ));
-    }
-    if hello.protocol != PROTOCOL_VERSION {
-        return Outcome::Failed(format!(
-            "the running app (version {}) speaks agent protocol {}, this kvproxy {PROTOCOL_VERSION}",
-            hello.version, hello.protocol
-        ));
+    if let Err(reason) = check_hello(&hello, server_pid) {
+        return Outcome::Failed(reason);
     }
     if let Err(e) = timeout(HELLO_TIMEOUT, write_message(&mut writer, envelope))
         .await
@@ -224,7 +400,7 @@ async fn converse_greeted(
     {
         return Outcome::Failed(format!("sending the request: {e}"));
     }
-    match timeout(ANSWER_TIMEOUT, read_message::<Response>(&mut reader)).await {
+    match timeout(ANSWER_TIMEOUT, read_answer::<Response>(&mut reader)).await {
         Err(_) => Outcome::Failed(format!("the running app did not answer within {ANSWER_TIMEOUT:?}")),
         Ok(Err(e)) => Outcome::Failed(format!("the running app's answer: {e}")),
         Ok(Ok(response)) => Outcome::Answered(response),

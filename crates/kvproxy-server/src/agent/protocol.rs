@@ -12,8 +12,11 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 /// [`Response::Unavailable`], so an old app and a new CLI fall back instead of misreading each other.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// No message comes near this; a longer line is a broken or hostile peer.
+/// No request comes near this; a longer line is a broken or hostile peer.
 pub const MAX_LINE: u64 = 64 * 1024;
+
+/// The largest answer a client reads: the window's views (activity, profiles) are bigger than any request.
+pub const MAX_ANSWER: u64 = 4 * 1024 * 1024;
 
 /// The agent's first line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +49,24 @@ pub enum Request {
     KeyInfo { profile: Option<String>, refresh: bool },
     /// `kvproxy api-key rotate` stored a new key in the keyring: the running API takes it at once.
     ApiKeyRotated { api_key: SecretString },
+    /// The desktop app's window asks its tray process: `call` is `{"command": NAME, "args": {...}}`, read by
+    /// the tray process into its own typed calls. Only the desktop app's socket answers these.
+    Window { call: serde_json::Value },
+    /// The window process has started: the connection stays open and carries [`WindowEvent`]s until either
+    /// side goes. Answered [`Response::WindowShown`] when a window is already open (which is then shown).
+    AttachWindow,
+    /// A second start of the app: show the window of the one already running.
+    ShowWindow,
+}
+
+/// What the tray process tells its window, one line each, after [`Response::WindowAttached`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WindowEvent {
+    /// Something the window shows changed: it asks for fresh views.
+    Changed,
+    /// Come to the front (a tray click, a second start).
+    Show,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +78,18 @@ pub enum Response {
         info: KeyInfo,
     },
     ApiKeyApplied,
+    /// The answer to a [`Request::Window`] call, as the command returns it.
+    Window {
+        result: serde_json::Value,
+    },
+    /// A [`Request::Window`] call that failed: the error as the window shows it (message, field, hint).
+    WindowFailed {
+        error: serde_json::Value,
+    },
+    /// This process is now the window; [`WindowEvent`]s follow on this connection.
+    WindowAttached,
+    /// The running app's window was brought to the front.
+    WindowShown,
     /// The request failed the way it would have failed in the client: the class decides the exit code
     /// and `message` is the line the client prints.
     Error {
@@ -100,7 +133,7 @@ impl From<kvproxy_core::IssuedToken> for TokenAnswer {
 pub enum FrameError {
     #[error("the connection closed before a message arrived")]
     Closed,
-    #[error("a message was longer than {MAX_LINE} bytes")]
+    #[error("a message was longer than the protocol allows")]
     TooLong,
     #[error("a message was not valid: {0}")]
     Invalid(#[from] serde_json::Error),
@@ -112,15 +145,29 @@ pub enum FrameError {
 pub async fn read_message<T: serde::de::DeserializeOwned>(
     reader: &mut (impl AsyncBufRead + Unpin),
 ) -> Result<T, FrameError> {
+    read_limited(reader, MAX_LINE).await
+}
+
+/// Reads one answer (at most [`MAX_ANSWER`] bytes) and parses it.
+pub async fn read_answer<T: serde::de::DeserializeOwned>(
+    reader: &mut (impl AsyncBufRead + Unpin),
+) -> Result<T, FrameError> {
+    read_limited(reader, MAX_ANSWER).await
+}
+
+async fn read_limited<T: serde::de::DeserializeOwned>(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    limit: u64,
+) -> Result<T, FrameError> {
     use tokio::io::AsyncReadExt;
     // Bytes, not a `String`: a line that is not UTF-8 is then an invalid message the peer is told about, not
     // an I/O error that drops the connection without an answer.
     let mut line = Vec::new();
-    let read = reader.take(MAX_LINE + 1).read_until(b'\n', &mut line).await?;
+    let read = reader.take(limit + 1).read_until(b'\n', &mut line).await?;
     if read == 0 {
         return Err(FrameError::Closed);
     }
-    if read as u64 > MAX_LINE {
+    if read as u64 > limit {
         return Err(FrameError::TooLong);
     }
     Ok(serde_json::from_slice(line.trim_ascii_end())?)

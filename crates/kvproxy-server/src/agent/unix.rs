@@ -2,10 +2,14 @@
 
 use super::protocol::Envelope;
 use super::protocol::FrameError;
-use super::{AgentError, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse, serve_stream, stop_requested};
+use super::{
+    AgentError, DESKTOP_SOCKET_ENV, HELLO_TIMEOUT, Outcome, ReadHalf, SOCKET_ENV, WindowHost, WriteHalf, converse,
+    serve_stream, stop_requested,
+};
 use kvproxy_app::App;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
@@ -18,15 +22,25 @@ fn own_uid() -> u32 {
 /// `KVPROXY_AGENT_SOCKET`, else `$XDG_RUNTIME_DIR/kvproxy/agent.sock`, else `kvproxy-UID/agent.sock` in the
 /// temporary directory (macOS has no `XDG_RUNTIME_DIR`, and its `$TMPDIR` is per user already).
 pub fn default_socket_path() -> Result<PathBuf, AgentError> {
+    socket_path(SOCKET_ENV, "agent.sock")
+}
+
+/// The desktop app's own socket (its window, a second start): `KVPROXY_DESKTOP_SOCKET`, else `desktop.sock`
+/// beside the agent's.
+pub fn desktop_socket_path() -> Result<PathBuf, AgentError> {
+    socket_path(DESKTOP_SOCKET_ENV, "desktop.sock")
+}
+
+fn socket_path(variable: &str, file: &str) -> Result<PathBuf, AgentError> {
     let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(path) = non_empty(SOCKET_ENV) {
+    if let Some(path) = non_empty(variable) {
         return Ok(PathBuf::from(path));
     }
     let dir = match non_empty("XDG_RUNTIME_DIR") {
         Some(runtime) => PathBuf::from(runtime).join("kvproxy"),
         None => std::env::temp_dir().join(format!("kvproxy-{}", own_uid())),
     };
-    Ok(dir.join("agent.sock"))
+    Ok(dir.join(file))
 }
 
 fn parent_of(path: &Path) -> Result<&Path, AgentError> {
@@ -81,6 +95,15 @@ pub struct AgentServer {
 impl AgentServer {
     /// Listens on `path`. A socket left behind by an agent that died is replaced; a live agent is not.
     pub async fn start(app: App, path: PathBuf) -> Result<Self, AgentError> {
+        Self::start_with(app, path, None).await
+    }
+
+    /// The desktop app's socket: the agent's answers, and its window's calls and events through `host`.
+    pub async fn start_for_window(app: App, path: PathBuf, host: Arc<dyn WindowHost>) -> Result<Self, AgentError> {
+        Self::start_with(app, path, Some(host)).await
+    }
+
+    async fn start_with(app: App, path: PathBuf, host: Option<Arc<dyn WindowHost>>) -> Result<Self, AgentError> {
         create_private_dir(parent_of(&path)?)?;
         let io = |source| AgentError::Io {
             path: path.clone(),
@@ -110,8 +133,9 @@ impl AgentServer {
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
                             let app = app.clone();
+                            let host = host.clone();
                             tokio::spawn(async move {
-                                if let Err(e) = serve_connection(&app, stream).await {
+                                if let Err(e) = serve_connection(&app, host.as_ref(), stream).await {
                                     tracing::debug!(error = %e, "agent connection ended early");
                                 }
                             });
@@ -147,7 +171,7 @@ impl Drop for AgentServer {
     }
 }
 
-async fn serve_connection(app: &App, stream: UnixStream) -> Result<(), FrameError> {
+async fn serve_connection(app: &App, host: Option<&Arc<dyn WindowHost>>, stream: UnixStream) -> Result<(), FrameError> {
     let peer = stream.peer_cred()?;
     if peer.uid() != own_uid() {
         // The directory's mode should make this impossible; if it happens, say so once and answer nothing.
@@ -155,36 +179,60 @@ async fn serve_connection(app: &App, stream: UnixStream) -> Result<(), FrameErro
         return Ok(());
     }
     let (reader, writer) = stream.into_split();
-    serve_stream(app, reader, writer).await
+    serve_stream(app, host, reader, writer).await
 }
 
 /// Asks the agent at `path`. Never waits longer than [`HELLO_TIMEOUT`] for a sign of life, nor longer than
 /// [`ANSWER_TIMEOUT`](super::ANSWER_TIMEOUT) for the answer.
 pub async fn ask(path: &Path, envelope: &Envelope) -> Outcome {
+    match open_stream(path).await {
+        Ok((reader, writer, server_pid)) => converse(reader, writer, envelope, server_pid).await,
+        Err(outcome) => outcome,
+    }
+}
+
+/// Connects to the agent at `path` once its directory and its owner check out.
+pub(crate) async fn open_stream(path: &Path) -> Result<(ReadHalf, WriteHalf, Option<u32>), Outcome> {
     let Ok(dir) = parent_of(path) else {
-        return Outcome::NoAgent;
+        return Err(Outcome::NoAgent);
     };
     match check_private_dir(dir) {
         Ok(()) => {}
-        Err(AgentError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Outcome::NoAgent,
-        Err(e) => return Outcome::Failed(e.to_string()),
+        Err(AgentError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Outcome::NoAgent);
+        }
+        Err(e) => return Err(Outcome::Failed(e.to_string())),
     }
     let stream = match timeout(HELLO_TIMEOUT, UnixStream::connect(path)).await {
-        Err(_) => return Outcome::Failed(format!("{} did not accept within {HELLO_TIMEOUT:?}", path.display())),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::NoAgent,
+        Err(_) => {
+            return Err(Outcome::Failed(format!(
+                "{} did not accept within {HELLO_TIMEOUT:?}",
+                path.display()
+            )));
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(Outcome::NoAgent),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             // The app that made this socket is gone.
             let _ = std::fs::remove_file(path);
-            return Outcome::NoAgent;
+            return Err(Outcome::NoAgent);
         }
-        Ok(Err(e)) => return Outcome::Failed(format!("{}: {e}", path.display())),
+        Ok(Err(e)) => return Err(Outcome::Failed(format!("{}: {e}", path.display()))),
         Ok(Ok(stream)) => stream,
     };
     match stream.peer_cred() {
         Ok(peer) if peer.uid() == own_uid() => {}
-        Ok(peer) => return Outcome::Failed(format!("the agent socket is served by uid {}, not you", peer.uid())),
-        Err(e) => return Outcome::Failed(format!("could not check who serves the agent socket: {e}")),
+        Ok(peer) => {
+            return Err(Outcome::Failed(format!(
+                "the agent socket is served by uid {}, not you",
+                peer.uid()
+            )));
+        }
+        Err(e) => {
+            return Err(Outcome::Failed(format!(
+                "could not check who serves the agent socket: {e}"
+            )));
+        }
     }
     let (reader, writer) = stream.into_split();
-    converse(reader, writer, envelope, None).await
+    Ok((Box::new(reader), Box::new(writer), None))
 }

@@ -10,11 +10,13 @@
 use super::protocol::Envelope;
 use super::protocol::FrameError;
 use super::{
-    AgentError, GreetingLost, HELLO_TIMEOUT, Outcome, SOCKET_ENV, converse_once, serve_stream, stop_requested,
+    AgentError, DESKTOP_SOCKET_ENV, GreetingLost, HELLO_TIMEOUT, Outcome, ReadHalf, SOCKET_ENV, WindowHost, WriteHalf,
+    converse_once, serve_stream, stop_requested,
 };
 use kvproxy_app::App;
 use std::os::windows::io::AsRawHandle;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeServer, ServerOptions};
 use tokio::sync::watch;
@@ -43,11 +45,21 @@ fn owner_only_sddl() -> std::io::Result<String> {
 
 /// `KVPROXY_AGENT_SOCKET`, else `\\.\pipe\kvproxy-agent-USERNAME`.
 pub fn default_socket_path() -> Result<PathBuf, AgentError> {
-    if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|v| !v.is_empty()) {
+    pipe_path(SOCKET_ENV, "agent")
+}
+
+/// The desktop app's own pipe (its window, a second start): `KVPROXY_DESKTOP_SOCKET`, else
+/// `\\.\pipe\kvproxy-desktop-USERNAME`.
+pub fn desktop_socket_path() -> Result<PathBuf, AgentError> {
+    pipe_path(DESKTOP_SOCKET_ENV, "desktop")
+}
+
+fn pipe_path(variable: &str, role: &str) -> Result<PathBuf, AgentError> {
+    if let Some(path) = std::env::var_os(variable).filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(path));
     }
     let user = std::env::var("USERNAME").map_err(|_| AgentError::NoRuntimeDir("USERNAME is not set".into()))?;
-    Ok(PathBuf::from(format!(r"\\.\pipe\kvproxy-agent-{user}")))
+    Ok(PathBuf::from(format!(r"\\.\pipe\kvproxy-{role}-{user}")))
 }
 
 /// A security descriptor built from [`owner_only_sddl`], freed on drop.
@@ -110,6 +122,15 @@ pub struct AgentServer {
 
 impl AgentServer {
     pub async fn start(app: App, path: PathBuf) -> Result<Self, AgentError> {
+        Self::start_with(app, path, None).await
+    }
+
+    /// The desktop app's pipe: the agent's answers, and its window's calls and events through `host`.
+    pub async fn start_for_window(app: App, path: PathBuf, host: Arc<dyn WindowHost>) -> Result<Self, AgentError> {
+        Self::start_with(app, path, Some(host)).await
+    }
+
+    async fn start_with(app: App, path: PathBuf, host: Option<Arc<dyn WindowHost>>) -> Result<Self, AgentError> {
         let io = |source| AgentError::Io {
             path: path.clone(),
             source,
@@ -156,8 +177,9 @@ impl AgentServer {
                             continue;
                         }
                         let app = app.clone();
+                        let host = host.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = serve_connection(&app, client).await {
+                            if let Err(e) = serve_connection(&app, host.as_ref(), client).await {
                                 tracing::debug!(error = %e, "agent connection ended early");
                             }
                         });
@@ -179,7 +201,11 @@ impl Drop for AgentServer {
     }
 }
 
-async fn serve_connection(app: &App, pipe: NamedPipeServer) -> Result<(), FrameError> {
+async fn serve_connection(
+    app: &App,
+    host: Option<&Arc<dyn WindowHost>>,
+    pipe: NamedPipeServer,
+) -> Result<(), FrameError> {
     // The ACL should make another user's client impossible; if one gets through, answer nothing.
     let mut client_pid = 0u32;
     // SAFETY: the handle is the live pipe instance owned by `pipe`; the pid is written to a local.
@@ -190,7 +216,7 @@ async fn serve_connection(app: &App, pipe: NamedPipeServer) -> Result<(), FrameE
         return Ok(());
     }
     let (reader, writer) = tokio::io::split(pipe);
-    serve_stream(app, reader, writer).await
+    serve_stream(app, host, reader, writer).await
 }
 
 /// The process at the other end of a client's pipe, if it is one we may talk to: a KeyVault Proxy program
@@ -351,6 +377,15 @@ pub async fn ask(path: &Path, envelope: &Envelope) -> Outcome {
             }
         }
     }
+}
+
+/// Connects to the agent at `path` once Windows says a KeyVault Proxy program of this user serves it.
+pub(crate) async fn open_stream(path: &Path) -> Result<(ReadHalf, WriteHalf, Option<u32>), Outcome> {
+    let deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
+    let pipe = open_pipe(path, deadline).await?;
+    let server_pid = check_pipe_server(&pipe).map_err(Outcome::Failed)?;
+    let (reader, writer) = tokio::io::split(pipe);
+    Ok((Box::new(reader), Box::new(writer), Some(server_pid)))
 }
 
 async fn open_pipe(
