@@ -58,4 +58,6 @@ onStatus((status) => {
 
 listen("kvproxy://changed", refresh);
 await refresh();
+// Two frames later the first view has been painted: the window process logs it (start-up is measured).
+requestAnimationFrame(() => requestAnimationFrame(() => invoke("painted")));
 showView(store.status.profiles.length ? store.view : "profiles");

@@ -30,7 +30,7 @@ pub use key_id::{KeyId, KeyIdError};
 pub use keyinfo::{KeyInfo, KeyInfoStore, SigningKey, keyring_from_env, platform_keyring};
 pub use profile::{
     CredentialSource, EmulatedApp, Profile, ProfileFile, ProfileStore, SigningAlgorithm, ValidProfile,
-    VaultCertificate, config_dir,
+    VaultCertificate, config_dir, run_log_file,
 };
 pub use secret::SecretString;
 pub use settings::{Settings, SettingsStore};

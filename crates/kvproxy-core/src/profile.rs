@@ -740,6 +740,18 @@ pub fn config_dir() -> Result<PathBuf> {
         })
 }
 
+/// A log file for a GUI program that has no stderr (Windows): `%LOCALAPPDATA%\kvproxy\data\NAME.log` for this
+/// run, the last run's kept as `NAME.previous.log`. `None` when there is no such directory.
+pub fn run_log_file(name: &str) -> Option<std::fs::File> {
+    let dir = directories::ProjectDirs::from("", "", "kvproxy")?
+        .data_local_dir()
+        .to_path_buf();
+    std::fs::create_dir_all(&dir).ok()?;
+    let log = dir.join(format!("{name}.log"));
+    let _ = std::fs::rename(&log, dir.join(format!("{name}.previous.log")));
+    std::fs::File::create(log).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

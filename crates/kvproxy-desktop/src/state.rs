@@ -4,7 +4,7 @@
 //! [`App`], so one copied from the tray and one fetched over the API come from the same cache.
 
 use crate::error::UiError;
-use crate::menu::{ApiState, MenuProfile};
+use crate::menu::{Action, ApiState, MenuProfile};
 use crate::notify;
 use crate::shell::Shell;
 use keyring_core::CredentialStore;
@@ -453,6 +453,43 @@ impl Desktop {
     pub async fn stop_api(&self) {
         self.inner.api.stop().await;
         crate::say("api: paused");
+    }
+
+    // ---- the tray's actions -------------------------------------------------------------------------------
+
+    /// Does what a tray menu item (or the window's button for the same) says; what waits on the network runs
+    /// on the runtime, so the tray's loop never waits.
+    pub fn perform(&self, action: Action) {
+        let desktop = self.clone();
+        match action {
+            Action::CopyToken(name) => {
+                crate::runtime::spawn(async move {
+                    let _ = desktop.copy_token(&name).await;
+                });
+            }
+            Action::OpenWindow => self.inner.shell.open_window(),
+            Action::CopyApiKey => {
+                let _ = self.copy_api_key();
+            }
+            Action::PauseApi => {
+                crate::runtime::spawn(async move {
+                    desktop.stop_api().await;
+                    desktop.changed();
+                });
+            }
+            Action::ResumeApi => {
+                crate::runtime::spawn(async move {
+                    desktop.start_api().await;
+                    desktop.changed();
+                });
+            }
+            Action::Quit => self.inner.shell.quit(),
+        }
+    }
+
+    /// Whether a tray host shows the icon (without one, the window is the way in and closing it quits).
+    pub fn has_tray(&self) -> bool {
+        self.inner.tray
     }
 
     // ---- tokens and the clipboard -----------------------------------------------------------------------

@@ -25,6 +25,8 @@ struct RecordingShell {
     clipboard: Mutex<Vec<(String, Option<Duration>)>>,
     changes: AtomicUsize,
     autostart: Mutex<bool>,
+    windows_opened: AtomicUsize,
+    quits: AtomicUsize,
 }
 
 impl Shell for RecordingShell {
@@ -48,6 +50,14 @@ impl Shell for RecordingShell {
     fn set_autostart(&self, enabled: bool) -> Result<(), String> {
         *self.autostart.lock() = enabled;
         Ok(())
+    }
+
+    fn open_window(&self) {
+        self.windows_opened.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn quit(&self) {
+        self.quits.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -476,4 +486,67 @@ async fn try_the_demo_tenant_saves_a_default_profile_that_gets_tokens() {
     let info = w.desktop.key_info("demo", false).await.unwrap();
     assert!(info.key_id.contains("/keys/"), "{info:?}");
     w.desktop.shutdown().await;
+}
+
+/// The window runs as its own process and sends its commands as the web view names them; these are the
+/// same commands, as JSON, through the same entry the desktop socket uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_s_wire_commands_reach_the_same_desktop() {
+    let w = World::start().await;
+    w.save("api");
+    let d = &w.desktop;
+    let call = |command: &str, args: serde_json::Value| serde_json::json!({ "command": command, "args": args });
+
+    let status = d
+        .answer_window_json(call("status", serde_json::json!({})))
+        .await
+        .unwrap();
+    assert_eq!(status["profiles"][0]["name"], "api");
+
+    // Arguments arrive in the web view's camelCase.
+    let token = d
+        .answer_window_json(call(
+            "get_token",
+            serde_json::json!({ "name": "api", "scope": null, "skipCache": true }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(token["access_token"].as_str().map(|t| t.split('.').count()), Some(3));
+    assert_eq!(token["from_cache"], false);
+
+    // A failure is the error the window shows, with its field.
+    let error = d
+        .answer_window_json(call("profile_form", serde_json::json!({ "name": "nope" })))
+        .await
+        .unwrap_err();
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("nope")), "{error}");
+
+    // The tray's actions from the window's buttons: Open and Quit go to the shell, an unknown id is refused.
+    d.answer_window_json(call("run_action", serde_json::json!({ "action": "open" })))
+        .await
+        .unwrap();
+    d.answer_window_json(call("run_action", serde_json::json!({ "action": "quit" })))
+        .await
+        .unwrap();
+    assert_eq!(w.shell.windows_opened.load(Ordering::SeqCst), 1);
+    assert_eq!(w.shell.quits.load(Ordering::SeqCst), 1);
+    let unknown = d
+        .answer_window_json(call("run_action", serde_json::json!({ "action": "format-disk" })))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown["fields"][0]["field"], "action", "{unknown}");
+
+    // A command from another version of the window, or a wrong argument: an error that says so.
+    for wrong in [
+        call("launch_missiles", serde_json::json!({})),
+        call("get_token", serde_json::json!({ "name": 7 })),
+        call("status", serde_json::json!({ "extra": true })),
+        serde_json::json!("status"),
+    ] {
+        let error = d.answer_window_json(wrong.clone()).await.unwrap_err();
+        assert!(
+            error["message"].as_str().is_some_and(|m| m.contains("does not know")),
+            "{wrong} -> {error}"
+        );
+    }
 }

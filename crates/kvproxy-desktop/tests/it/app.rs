@@ -27,9 +27,14 @@ impl App {
     }
 
     pub fn start_binary(session: &Session, binary: &std::path::Path, env: &[(&str, &str)]) -> App {
+        App::start_with_args(session, binary, &[], env)
+    }
+
+    pub fn start_with_args(session: &Session, binary: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> App {
         let stderr = session.dir().join(format!("app-{}.err", std::process::id()));
         let mut command = session.command(binary);
         command
+            .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -191,6 +196,18 @@ fn public_profile(name: &str) -> Profile {
         custom_cloud: None,
         credential: CredentialSource::Auto,
     }
+}
+
+/// The window program the workspace build puts next to the app (the app starts it from there).
+pub fn window_bin() -> PathBuf {
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_kvproxy-desktop"));
+    let window = app.with_file_name("kvproxy-window");
+    assert!(
+        window.exists(),
+        "{} is missing: build it with `cargo build -p kvproxy-window` (make test does)",
+        window.display()
+    );
+    window
 }
 
 /// The `kvproxy` CLI the workspace build puts next to the app.
@@ -465,6 +482,24 @@ fn busy_port_second_start_window_and_quit() {
     });
     assert!(app.is_running());
 
+    // The window is a process of its own: WebKit (and GTK) are loaded there, never in the tray process.
+    let maps = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let tray_maps = maps(app.pid());
+    assert!(!tray_maps.is_empty(), "the tray process's maps are readable");
+    for library in ["libwebkit2gtk", "libjavascriptcoregtk", "libgtk-3"] {
+        assert!(!tray_maps.contains(library), "the tray process has {library} mapped");
+    }
+    let window_pid = wait_until("the window process", TIMEOUT, || {
+        crate::measure::process_tree(app.pid())
+            .into_iter()
+            .find(|(_, name)| name == "kvproxy-window")
+            .map(|(pid, _)| pid)
+    });
+    assert!(
+        maps(window_pid).contains("libwebkit2gtk"),
+        "the window process draws with WebKit"
+    );
+
     // Closing the window leaves the app in the tray; Quit ends it with 0.
     x11::close_window(&session, window);
     wait_until("the window to close", TIMEOUT, || {
@@ -475,8 +510,8 @@ fn busy_port_second_start_window_and_quit() {
         "closing the window ended the tray app; stderr: {}",
         app.stderr()
     );
-    // No WebKit helper outlives the window: the tray app alone is left.
-    wait_until("WebKit's helper processes to end", TIMEOUT, || {
+    // Neither the window's process nor WebKit's helpers outlive the window: the tray app alone is left.
+    wait_until("the window's processes to end", TIMEOUT, || {
         (crate::measure::process_tree(app.pid()).len() == 1).then_some(())
     });
     assert!(

@@ -37,7 +37,7 @@ impl SecretClipboard {
         if let Some(delay) = clear_after {
             let this = self.clone();
             let secret = secret.clone();
-            tauri::async_runtime::spawn(async move {
+            crate::runtime::spawn(async move {
                 tokio::time::sleep(delay).await;
                 if this.inner.generation.load(Ordering::SeqCst) == generation {
                     this.clear_if_holds(&secret);

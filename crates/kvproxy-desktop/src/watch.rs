@@ -43,7 +43,7 @@ pub fn start(desktop: Desktop) -> notify::Result<notify::RecommendedWatcher> {
                     if read { "reloaded" } else { "unreadable, menu kept" }
                 ));
                 let desktop = desktop.clone();
-                tauri::async_runtime::spawn(async move {
+                crate::runtime::spawn(async move {
                     if read {
                         desktop.demo_if_saved().await;
                     }

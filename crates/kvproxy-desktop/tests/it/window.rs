@@ -3,7 +3,7 @@
 //! writes screenshots of every view to `target/screenshots/` (light and dark); `make screenshots` copies them
 //! into `docs/`.
 
-use crate::app::{Tenant, store};
+use crate::app::{App, Tenant, store, window_bin};
 use crate::bus::{NotificationServer, TrayHost};
 use crate::session::Session;
 use crate::x11;
@@ -26,7 +26,9 @@ const ESCAPE: &str = "\u{E00C}";
 fn tauri_driver() -> PathBuf {
     let path = std::env::var_os("KVPROXY_TAURI_DRIVER")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/tauri-driver/bin/tauri-driver"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/tauri-driver/bin/tauri-driver")
+        });
     assert!(
         path.exists(),
         "tauri-driver not found at {}: run `make test-deps` (or cargo install tauri-driver --version 2.1.0 --locked --root .tools/tauri-driver)",
@@ -51,15 +53,24 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// `tauri-driver` in the session; it starts WebKitWebDriver, which starts the app.
+/// The tray app, then `tauri-driver` in the session; tauri-driver starts WebKitWebDriver, which starts the
+/// window program, which attaches to the tray app as the window the app itself would have started.
 struct Driver {
     child: Child,
     port: u16,
     log: PathBuf,
+    _app: App,
 }
 
 impl Driver {
     fn start(session: &Session, env: &[(&str, &str)]) -> Driver {
+        let app = App::start_with_args(
+            session,
+            env!("CARGO_BIN_EXE_kvproxy-desktop").as_ref(),
+            &["--no-window"],
+            env,
+        );
+        app.wait_line("ready");
         let port = free_port();
         let log_path = session.dir().join(format!("tauri-driver-{port}.log"));
         let log = std::fs::File::create(&log_path).expect("driver log");
@@ -76,6 +87,7 @@ impl Driver {
             child,
             port,
             log: log_path,
+            _app: app,
         }
     }
 
@@ -83,7 +95,7 @@ impl Driver {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "tauri:options".into(),
-            serde_json::json!({ "application": env!("CARGO_BIN_EXE_kvproxy-desktop"), "args": ["--window"] }),
+            serde_json::json!({ "application": window_bin(), "args": [] }),
         );
         let url = format!("http://127.0.0.1:{}", self.port);
         let deadline = Instant::now() + UI_TIMEOUT;

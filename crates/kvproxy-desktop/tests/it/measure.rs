@@ -1,9 +1,10 @@
 //! Figures for docs/benchmarks.md, not assertions: memory of the app with and without its window, how soon
-//! the tray icon registers, and how long a click takes to put a cached token on the clipboard. Ignored in
-//! `make test`; run on a release build:
+//! the tray icon registers, how long a click takes to put a cached token on the clipboard, and how long the
+//! window takes from the click to its first painted view. Ignored in `make test`; run on a release build
+//! (the tray app starts the window program beside it):
 //!
 //! ```sh
-//! cargo build --release -p kvproxy-desktop
+//! cargo build --release -p kvproxy-desktop -p kvproxy-window
 //! KVPROXY_DESKTOP_BIN=target/release/kvproxy-desktop \
 //!     cargo test -p kvproxy-desktop --test it measure -- --ignored --nocapture
 //! ```
@@ -80,6 +81,26 @@ fn settled_pss(root: u32) -> (u64, Vec<(u32, String)>) {
     last
 }
 
+/// How long after `since` the app printed its `n`th line starting with `prefix` (polled every millisecond).
+fn until_line(app: &App, prefix: &str, n: usize, since: Instant) -> Duration {
+    while app.count_lines(prefix) < n {
+        assert!(
+            since.elapsed() < TIMEOUT * 3,
+            "no line #{n} {prefix:?}: {:?}",
+            app.lines()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    since.elapsed()
+}
+
+/// Each process of the tree with its own PSS in MB, as "name 12.3".
+fn per_process(tree: &[(u32, String)]) -> Vec<String> {
+    tree.iter()
+        .map(|(pid, comm)| format!("{comm} {:.1}", pss_kib(*pid) as f64 / 1024.0))
+        .collect()
+}
+
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -115,7 +136,7 @@ fn measure() {
             std::path::Path::new(&path).with_extension("tray"),
         );
     }
-    let tray_processes: Vec<String> = tree.iter().map(|(_, comm)| comm.clone()).collect();
+    let tray_processes = per_process(&tree);
 
     // The first copy is cold (certificate, sign, token); the rest come from the cache.
     menu.click_label("Copy token — api");
@@ -147,30 +168,47 @@ fn measure() {
     menu.wait_for_labels(|l| l.iter().any(|x| x == "Copy token — added"), TIMEOUT);
     let menu_follow = saved.elapsed();
 
+    let clicked = Instant::now();
     menu.click_label("Open KeyVault Proxy");
+    let first_paint = until_line(&app, "window: painted", 1, clicked);
     let (window, _) = wait_until("the window", TIMEOUT, || {
         x11::windows(&session).into_iter().find(|(_, t)| t == "KeyVault Proxy")
     });
     let (window_open, tree) = settled_pss(app.pid());
-    let open_processes: Vec<String> = tree.iter().map(|(_, comm)| comm.clone()).collect();
+    let open_processes = per_process(&tree);
+    if let Some(path) = std::env::var_os("KVPROXY_SMAPS") {
+        for (pid, comm) in tree.iter().skip(1) {
+            let _ = std::fs::copy(
+                format!("/proc/{pid}/smaps"),
+                std::path::Path::new(&path).with_extension(comm.replace(' ', "_")),
+            );
+        }
+    }
     x11::close_window(&session, window);
     wait_until("the window to close", TIMEOUT, || {
         (!x11::windows(&session).iter().any(|(_, t)| t == "KeyVault Proxy")).then_some(())
     });
-    app.wait_line("window: closed, WebKit network process ended");
+    app.wait_line("window: closed");
+    wait_until("the window's processes to end", TIMEOUT, || {
+        (process_tree(app.pid()).len() == 1).then_some(())
+    });
+    // "5 s after the window closed", as the figure has always been taken.
+    std::thread::sleep(Duration::from_secs(5));
     if let Some(path) = std::env::var_os("KVPROXY_SMAPS") {
         let _ = std::fs::copy(format!("/proc/{}/smaps", app.pid()), path);
     }
     let (after_close, tree) = settled_pss(app.pid());
-    let closed_processes: Vec<String> = tree.iter().map(|(_, comm)| comm.clone()).collect();
+    let closed_processes = per_process(&tree);
 
-    // The window comes back after its helpers were ended.
+    // The window comes back after its process ended.
+    let clicked = Instant::now();
     menu.click_label("Open KeyVault Proxy");
+    let second_paint = until_line(&app, "window: painted", 2, clicked);
     let (window, _) = wait_until("the window, again", TIMEOUT, || {
         x11::windows(&session).into_iter().find(|(_, t)| t == "KeyVault Proxy")
     });
     let (reopened, tree) = settled_pss(app.pid());
-    let reopened_processes: Vec<String> = tree.iter().map(|(_, comm)| comm.clone()).collect();
+    let reopened_processes = per_process(&tree);
     if let Some(path) = std::env::var_os("KVPROXY_SCREENSHOT") {
         x11::screenshot(&session, std::path::Path::new(&path));
     }
@@ -196,6 +234,11 @@ fn measure() {
     println!(
         "| click to token readable with xclip (cached; median of 20) | {:.1} ms |",
         median(to_clipboard).as_secs_f64() * 1e3
+    );
+    println!(
+        "| window open click to first paint (first / second opening) | {} ms / {} ms |",
+        first_paint.as_millis(),
+        second_paint.as_millis()
     );
     println!(
         "| profiles.toml saved to menu item present (50 ms polls) | {} ms |",

@@ -1,9 +1,9 @@
 //! What the app's state asks of the desktop around it: notifications, the clipboard for secrets, start at
-//! login, and telling the tray and the window that something changed.
+//! login, the window, and telling the tray and the window that something changed.
 //!
-//! Behind a trait so that [`crate::state::Desktop`] and every window command run in tests without a display
-//! or a Tauri app, against a shell that records what it was asked to do. The running app's shell is
-//! `tauri_shell::TauriShell`.
+//! Behind a trait so that [`crate::state::Desktop`] and every window call run in tests without a display,
+//! against a shell that records what it was asked to do. The running app's shell is
+//! `native_shell::NativeShell`.
 
 use kvproxy_core::SecretString;
 use std::time::Duration;
@@ -18,4 +18,8 @@ pub trait Shell: Send + Sync + 'static {
     /// Whether the app starts at login; `None` where that cannot be told.
     fn autostart(&self) -> Option<bool>;
     fn set_autostart(&self, enabled: bool) -> Result<(), String>;
+    /// Brings the window to the front, starting its process when none runs.
+    fn open_window(&self);
+    /// Ends the app (the tray's Quit, the window's Quit button).
+    fn quit(&self);
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 const APP_ID: &str = "dev.kvproxy.KeyVaultProxy";
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install.sh")
 }
 
 fn run(prefix: &Path, args: &[&str]) -> String {
@@ -46,6 +46,7 @@ fn install_puts_everything_in_place_and_uninstall_removes_exactly_that() {
     let said = run(prefix, &["install", "--from", from]);
     let expected = [
         "bin/kvproxy-desktop".to_string(),
+        "bin/kvproxy-window".to_string(),
         "bin/kvproxy".to_string(),
         format!("share/applications/{APP_ID}.desktop"),
         format!("share/icons/hicolor/32x32/apps/{APP_ID}.png"),

@@ -1,14 +1,24 @@
 //! Desktop notifications and the wording in them.
 
 use chrono::{DateTime, Local, TimeZone};
-use tauri::{AppHandle, Runtime};
-use tauri_plugin_notification::NotificationExt;
 use time::OffsetDateTime;
 
-/// Shows a notification; where the desktop has no notification service it is only logged, since the
-/// window carries the same news.
-pub fn show<R: Runtime>(app: &AppHandle<R>, summary: &str, body: &str) {
-    if let Err(error) = app.notification().builder().title(summary).body(body).show() {
+/// The name notification servers show and group by.
+const APP_NAME: &str = "KeyVault Proxy";
+
+/// Shows a notification from a thread of its own (the D-Bus call may wait on a slow server); where the
+/// desktop has no notification service it is only logged, since the window carries the same news.
+pub fn show(summary: &str, body: &str) {
+    let mut notification = notify_rust::Notification::new();
+    notification.appname(APP_NAME).summary(summary).body(body);
+    #[cfg(target_os = "linux")]
+    notification.icon("dev.kvproxy.KeyVaultProxy");
+    let spawned = std::thread::Builder::new().name("notification".into()).spawn(move || {
+        if let Err(error) = notification.show() {
+            tracing::warn!("could not show a notification: {error}");
+        }
+    });
+    if let Err(error) = spawned {
         tracing::warn!("could not show a notification: {error}");
     }
 }
