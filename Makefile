@@ -21,7 +21,7 @@ help:
 	@echo "make install    build optimised and install the app and the kvproxy CLI for you (PREFIX=~/.local)"
 	@echo "make uninstall  remove exactly what make install installed"
 	@echo "make package    build a .deb (target/debian/) and check it"
-	@echo "make windows          cross-build kvproxy.exe and kvproxy-desktop.exe for Windows (MinGW-w64)"
+	@echo "make windows          cross-build kvproxy.exe, kvproxy-desktop.exe and kvproxy-window.exe (MinGW-w64)"
 	@echo "make package-windows  ... and the Windows setup program (NSIS)"
 	@echo "make test-windows     the engine, server and CLI tests as Windows programs under Wine, and the setup program"
 	@echo "make check-windows    lint the Windows build of the whole workspace (clippy)"
@@ -83,9 +83,10 @@ package: deps
 	scripts/package.sh
 
 # Every step must pass; the first failure stops the run and its exit code is make's.
-# `cargo test --workspace` includes the desktop app's end-to-end tests (src-tauri/tests/it): each starts
-# its own Xvfb, D-Bus bus, keyring, tray host and notification daemon, and drives the debug build of the app
-# that the same cargo run just made. newman then reuses the `kvproxy` binary of that build.
+# `cargo test --workspace` includes the desktop app's end-to-end tests (crates/kvproxy-desktop/tests/it):
+# each starts its own Xvfb, D-Bus bus, keyring, tray host and notification daemon, and drives the debug
+# build of the app (and of the window program beside it, built for src-tauri/tests) that the same cargo run
+# just made. newman then reuses the `kvproxy` binary of that build.
 test: test-deps
 	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory clippy
@@ -150,6 +151,7 @@ fmt:
 screenshots: test-deps
 	@echo "==> screenshots: the window's end-to-end tests, then target/screenshots/ -> docs/screenshots/"
 	rm -f "$${CARGO_TARGET_DIR:-target}"/screenshots/*.png
+	$(CARGO) build $(LOCKED) -p kvproxy-window
 	KVPROXY_TAURI_DRIVER="$(CURDIR)/.tools/tauri-driver/bin/tauri-driver" \
 		$(CARGO) test $(LOCKED) -p kvproxy-desktop --test it window::
 	mkdir -p docs/screenshots

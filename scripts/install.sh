@@ -65,11 +65,13 @@ do_install() {
         from=${2:?--from needs a directory}
     fi
     if [[ -z "$from" ]]; then
-        say "building the app and the CLI (cargo build --profile desktop: optimised for size, a few minutes)"
-        cargo build --locked --profile desktop -p kvproxy-desktop -p kvproxy-cli
+        say "building the app, its window and the CLI (cargo build --profile desktop: optimised for size, a few minutes)"
+        cargo build --locked --profile desktop -p kvproxy-desktop -p kvproxy-window -p kvproxy-cli
         from="${CARGO_TARGET_DIR:-$REPO/target}/desktop"
     fi
-    [[ -x "$from/kvproxy-desktop" && -x "$from/kvproxy" ]] || die "no kvproxy-desktop and kvproxy in $from"
+    for program in kvproxy-desktop kvproxy-window kvproxy; do
+        [[ -x "$from/$program" ]] || die "no $program in $from"
+    done
 
     # A previous install's files go first, so a file that is no longer shipped does not linger.
     [[ -f "$MANIFEST" ]] && do_uninstall >/dev/null
@@ -77,6 +79,7 @@ do_install() {
     : >"$MANIFEST.new"
     local bin="$PREFIX/bin" share="$PREFIX/share"
     put "$from/kvproxy-desktop" "$bin/kvproxy-desktop" 755
+    put "$from/kvproxy-window" "$bin/kvproxy-window" 755
     put "$from/kvproxy" "$bin/kvproxy" 755
     # The launcher starts the binary by its full path: a desktop session's PATH may not have PREFIX/bin yet.
     sed "s|^Exec=/usr/bin/|Exec=$bin/|" "$REPO/packaging/$APP_ID.desktop" >"$MANIFEST.desktop"

@@ -23,8 +23,8 @@ if [[ ! -x "$CARGO_DEB" ]] || [[ "$("$CARGO_DEB" --version 2>/dev/null)" != *"$C
     cargo install --locked --root "$REPO/.tools/cargo-deb" --version "$CARGO_DEB_VERSION" cargo-deb
 fi
 
-say "building the app and the CLI (cargo build --profile desktop)"
-cargo build --locked --profile desktop -p kvproxy-desktop -p kvproxy-cli
+say "building the app, its window and the CLI (cargo build --profile desktop)"
+cargo build --locked --profile desktop -p kvproxy-desktop -p kvproxy-window -p kvproxy-cli
 rm -rf "$OUT"
 mkdir -p "$OUT"
 "$CARGO_DEB" --locked --no-build --profile desktop -p kvproxy-desktop --output "$OUT/"
@@ -38,7 +38,7 @@ for lib in libwebkit2gtk-4.1-0 libgtk-3-0; do
     [[ "$depends" == *"$lib"* ]] || die "Depends does not name $lib: '$depends'"
 done
 files=$(dpkg-deb -c "$deb")
-for path in ./usr/bin/kvproxy-desktop ./usr/bin/kvproxy \
+for path in ./usr/bin/kvproxy-desktop ./usr/bin/kvproxy-window ./usr/bin/kvproxy \
     ./usr/share/applications/dev.kvproxy.KeyVaultProxy.desktop \
     ./usr/share/icons/hicolor/32x32/apps/dev.kvproxy.KeyVaultProxy.png \
     ./usr/share/icons/hicolor/128x128/apps/dev.kvproxy.KeyVaultProxy.png \
@@ -50,6 +50,13 @@ extracted=$(mktemp -d "${TMPDIR:-/tmp}/kvproxy-deb.XXXXXX")
 trap 'rm -rf "$extracted"' EXIT
 dpkg-deb -x "$deb" "$extracted"
 version=$("$extracted/usr/bin/kvproxy" --version) || die "the packaged kvproxy does not run"
+# The tray app runs all day: it links no web view and no GUI toolkit (the window program does).
+needed=$(readelf -d "$extracted/usr/bin/kvproxy-desktop" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')
+[[ -n "$needed" ]] || die "could not read what kvproxy-desktop links"
+[[ "$needed" != *webkit* && "$needed" != *javascriptcore* && "$needed" != *gtk* ]] ||
+    die "the tray app links a GUI library: $needed"
+readelf -d "$extracted/usr/bin/kvproxy-window" | grep -q 'libwebkit2gtk' ||
+    die "kvproxy-window does not link WebKitGTK: the check above would prove nothing"
 if command -v desktop-file-validate >/dev/null; then
     desktop-file-validate "$extracted/usr/share/applications/dev.kvproxy.KeyVaultProxy.desktop" ||
         die "the launcher entry is not valid"
@@ -57,5 +64,5 @@ fi
 
 say "built $deb ($(du -h "$deb" | cut -f1))"
 sed -n 's/^ \(Package\|Version\|Architecture\|Depends\|Recommends\|Installed-Size\): /  \1: /p' <<<"$info"
-say "the packaged CLI runs: $version"
+say "the packaged CLI runs: $version; the tray app links only: $needed"
 say "install it with: sudo apt install $deb"

@@ -2,7 +2,7 @@
 # KeyVault Proxy for Windows, from this Linux machine: cross-built with MinGW-w64, packaged with NSIS, and
 # tested as Windows programs under Wine.
 #
-#   scripts/windows.sh build          kvproxy.exe + kvproxy-desktop.exe, optimised (make windows)
+#   scripts/windows.sh build          kvproxy.exe, kvproxy-desktop.exe + kvproxy-window.exe, optimised (make windows)
 #   scripts/windows.sh package        ... and the per-user setup program (make package-windows)
 #   scripts/windows.sh test           every Windows test (make test-windows):
 #                                     1. the engine's, the server's and the CLI's tests as Windows programs
@@ -24,6 +24,8 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-0}
 CARGO=${CARGO:-cargo}
 PUBLISHER="KeyVault Proxy developers"
+# The programs the setup installs: the tray app, its window (started on demand) and the CLI.
+PROGRAMS="kvproxy.exe kvproxy-desktop.exe kvproxy-window.exe"
 
 say() { echo "windows: $*"; }
 die() {
@@ -69,14 +71,18 @@ win_env() { wine cmd /c "echo %$1%" 2>/dev/null | tr -d '\r'; }
 # --- build -----------------------------------------------------------------------------------------------
 build() {
     local profile=$1
-    say "building kvproxy.exe and kvproxy-desktop.exe ($profile) for $TARGET"
-    "$CARGO" build --locked --target "$TARGET" --profile "$profile" -p kvproxy-cli -p kvproxy-desktop
+    say "building kvproxy.exe, kvproxy-desktop.exe and kvproxy-window.exe ($profile) for $TARGET"
+    "$CARGO" build --locked --target "$TARGET" --profile "$profile" -p kvproxy-cli -p kvproxy-desktop -p kvproxy-window
     local dir
     dir=$(profile_dir "$profile")
-    for exe in kvproxy.exe kvproxy-desktop.exe; do
+    for exe in $PROGRAMS; do
         [[ -f "$dir/$exe" ]] || die "$dir/$exe was not built"
     done
-    say "built: $dir/kvproxy.exe, $dir/kvproxy-desktop.exe"
+    # The tray app carries no web view: WebView2's code (and so its name) is only in the window program.
+    ! grep -qa 'WebView2' "$dir/kvproxy-desktop.exe" || die "kvproxy-desktop.exe contains WebView2 code"
+    grep -qa 'WebView2' "$dir/kvproxy-window.exe" ||
+        die "kvproxy-window.exe has no WebView2 code: the check above would prove nothing"
+    say "built: $PROGRAMS in $dir; only the window program has WebView2 in it"
 }
 
 profile_dir() {
@@ -96,7 +102,7 @@ package() {
     [[ -n "$version" ]] || die "no version in Cargo.toml"
     out="$dir/bundle/nsis/KeyVault-Proxy_${version}_x64-setup.exe"
     stage=$(mktemp -d "${TMPDIR:-/tmp}/kvproxy-nsis.XXXXXX")
-    for exe in kvproxy.exe kvproxy-desktop.exe; do
+    for exe in $PROGRAMS; do
         x86_64-w64-mingw32-strip -o "$stage/$exe" "$dir/$exe"
     done
     mkdir -p "$(dirname "$out")"
@@ -144,7 +150,7 @@ test_installer() {
     local files
     files=$(cd "$install_dir" 2>/dev/null && LC_ALL=C ls | LC_ALL=C sort | tr '\n' ' ') ||
         fail "nothing installed in $install_dir"
-    [[ "$files" == "LICENSE.txt kvproxy-desktop.exe kvproxy.exe uninstall.exe " ]] ||
+    [[ "$files" == "LICENSE.txt kvproxy-desktop.exe kvproxy-window.exe kvproxy.exe uninstall.exe " ]] ||
         fail "installed files are [$files]"
     [[ -f "$start_menu" ]] || fail "no Start-menu entry at $start_menu"
     local key='HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\KeyVaultProxy' entry
@@ -154,7 +160,7 @@ test_installer() {
     grep -q 'QuietUninstallString.*uninstall.exe" /S' <<<"$entry" || fail "no quiet uninstall: $entry"
     wine reg query 'HKCU\Environment' /v Path 2>/dev/null | tr -d '\r' | grep -qi 'Programs\\KeyVault Proxy' ||
         fail "the install folder is not on the user's PATH"
-    say "installed: 4 files, Start-menu entry, uninstall entry (version $version), user PATH"
+    say "installed: 5 files, Start-menu entry, uninstall entry (version $version), user PATH"
 
     # A new Wine session reads the user's environment from the registry, as a new Windows login does.
     wineserver --kill
@@ -203,6 +209,49 @@ test_installer() {
     say "installer test passed"
 }
 
+# --- test: the tray app ----------------------------------------------------------------------------------
+# The tray process as a Windows program, in an Xvfb display: its message loop and icon come up, the API
+# listens, and a second start hands over to it through the desktop pipe (which then starts the window
+# program; Wine has no WebView2, so the window itself is not tested here).
+test_tray() {
+    local dir=$1 work waited=0
+    command -v Xvfb >/dev/null || die "no Xvfb: run scripts/deps.sh --test"
+    work=$(mktemp -d "${TMPDIR:-/tmp}/kvproxy-wine-tray.XXXXXX")
+    new_prefix "$work"
+    Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp 3>"$work/display" 2>"$work/xvfb.err" &
+    local xvfb=$!
+    # shellcheck disable=SC2064
+    trap "stop_wine; kill $xvfb 2>/dev/null; rm -rf '$work'" EXIT
+    until [[ -s "$work/display" ]]; do
+        ((waited++ < 100)) || fail "Xvfb did not start: $(cat "$work/xvfb.err")"
+        sleep 0.1
+    done
+    export DISPLAY=":$(head -n1 "$work/display")"
+    KVPROXY_PORT=0 KVPROXY_CONFIG_DIR="$work/config" \
+        wine "$dir/kvproxy-desktop.exe" --no-window >"$work/tray.out" 2>"$work/tray.err" &
+    waited=0
+    until grep -q '^ready' "$work/tray.out"; do
+        ((waited++ < 120)) || fail "the tray app did not get ready: $(cat "$work/tray.out" "$work/tray.err")"
+        sleep 0.5
+    done
+    grep -q '^tray: icon shown' "$work/tray.out" || fail "no tray icon: $(cat "$work/tray.out" "$work/tray.err")"
+    grep -q '^api: listening on http://127.0.0.1:' "$work/tray.out" || fail "no API: $(cat "$work/tray.out")"
+    wine "$dir/kvproxy-desktop.exe" >"$work/second.out" 2>&1 || fail "a second start failed: $(cat "$work/second.out")"
+    grep -q 'the running app shows its window' "$work/second.out" ||
+        fail "the second start did not hand over: $(cat "$work/second.out")"
+    waited=0
+    until grep -q '^window: starting' "$work/tray.out"; do
+        ((waited++ < 40)) || fail "the running app did not start its window: $(cat "$work/tray.out" "$work/tray.err")"
+        sleep 0.5
+    done
+    say "tray app under Wine: icon shown, API listening, a second start handed over and the window program started"
+    stop_wine
+    kill "$xvfb" 2>/dev/null || true
+    rm -rf "$work"
+    trap - EXIT
+    unset DISPLAY
+}
+
 # --- test ------------------------------------------------------------------------------------------------
 run_tests() {
     local started work
@@ -210,7 +259,7 @@ run_tests() {
     work=$(mktemp -d "${TMPDIR:-/tmp}/kvproxy-wine-tests.XXXXXX")
     # shellcheck disable=SC2064
     trap "stop_wine; rm -rf '$work'" EXIT
-    say "[1/3] engine, server and CLI tests as Windows programs under Wine (fresh prefix in $work)"
+    say "[1/4] engine, server and CLI tests as Windows programs under Wine (fresh prefix in $work)"
     new_prefix "$work"
     # Wine always has a Credential Manager: a keyring test that cannot use it must fail, not skip.
     KVPROXY_REQUIRE_KEYRING=1 "$CARGO" test --locked --target "$TARGET" \
@@ -219,10 +268,13 @@ run_tests() {
     rm -rf "$work"
     trap - EXIT
 
-    say "[2/3] the desktop app links for Windows"
+    say "[2/4] the tray app and the window program build for Windows"
     build dev
 
-    say "[3/3] the setup program, made from the same builds, installed and removed under Wine"
+    say "[3/4] the tray app runs under Wine and answers a second start"
+    test_tray "$(profile_dir dev)"
+
+    say "[4/4] the setup program, made from the same builds, installed and removed under Wine"
     package dev zlib
     test_installer "$PACKAGED"
     say "make test-windows: all steps passed in $((SECONDS - started)) s"

@@ -1,11 +1,11 @@
 ; KeyVault Proxy for Windows: a per-user setup program (no administrator rights), built by
 ; scripts/windows.sh package with Debian's makensis. It installs the tray app and the kvproxy CLI into
-; %LOCALAPPDATA%\Programs\KeyVault Proxy, adds a Start-menu entry, puts the folder on the user's PATH and
+; %LOCALAPPDATA%\Programs\KeyVault Proxy (with the window program the tray app starts on demand), adds a Start-menu entry, puts the folder on the user's PATH and
 ; registers an uninstaller under "Installed apps". The uninstaller removes exactly that; profiles,
 ; settings (%APPDATA%\kvproxy) and the Credential Manager entries stay, as users expect of a reinstall.
 ;
-; makensis -D values (all required): VERSION (x.y.z), SRCDIR (folder with kvproxy.exe and
-; kvproxy-desktop.exe), OUTFILE, ICON (.ico), LICENSE (text file), PUBLISHER; optional: COMPRESSOR.
+; makensis -D values (all required): VERSION (x.y.z), SRCDIR (folder with kvproxy.exe,
+; kvproxy-desktop.exe and kvproxy-window.exe), OUTFILE, ICON (.ico), LICENSE (text file), PUBLISHER; optional: COMPRESSOR.
 
 Unicode true
 ; 64-bit stub and plugins: the programs are x86_64 only, and the setup then runs where they can.
@@ -24,6 +24,7 @@ SetCompressor /SOLID ${COMPRESSOR}
 
 !define PRODUCT "KeyVault Proxy"
 !define APP_EXE "kvproxy-desktop.exe"
+!define WINDOW_EXE "kvproxy-window.exe"
 !define CLI_EXE "kvproxy.exe"
 ; The key Windows' "Installed apps" reads for this user.
 !define UNINSTALL_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\KeyVaultProxy"
@@ -68,6 +69,8 @@ VIAddVersionKey "FileDescription" "${PRODUCT} setup"
 ; processes.
 !macro StopRunningApp
   nsExec::Exec '"$SYSDIR\taskkill.exe" /F /IM ${APP_EXE}'
+  Pop $0
+  nsExec::Exec '"$SYSDIR\taskkill.exe" /F /IM ${WINDOW_EXE}'
   Pop $0
   nsExec::Exec '"$SYSDIR\taskkill.exe" /F /IM ${CLI_EXE}'
   Pop $0
@@ -127,6 +130,7 @@ Section "Install"
   !insertmacro StopRunningApp
   SetOutPath "$INSTDIR"
   File "${SRCDIR}\${APP_EXE}"
+  File "${SRCDIR}\${WINDOW_EXE}"
   File "${SRCDIR}\${CLI_EXE}"
   File /oname=LICENSE.txt "${LICENSE}"
   WriteUninstaller "$INSTDIR\uninstall.exe"
@@ -163,6 +167,7 @@ Section "Uninstall"
   Pop $0
   ClearErrors
   Delete "$INSTDIR\${APP_EXE}"
+  Delete "$INSTDIR\${WINDOW_EXE}"
   Delete "$INSTDIR\${CLI_EXE}"
   ${If} ${Errors}
     ; Still running (another user's session, or a process taskkill could not end): keep the uninstall entry,
