@@ -106,9 +106,8 @@ impl UiLoop {
                     // macOS: an icon made before the loop runs is not shown.
                     Event::NewEvents(StartCause::Init) => tray.start(),
                     Event::UserEvent(event) => {
-                        if tray.handle(event) {
-                            *flow = ControlFlow::Exit;
-                        }
+                        let quit = tray.handle(event);
+                        *flow = if quit { ControlFlow::Exit } else { ControlFlow::Wait };
                     }
                     Event::LoopDestroyed => {
                         tray.icon = None;
