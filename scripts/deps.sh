@@ -9,15 +9,14 @@
 # expected (rustup); this script only checks its version and adds the rustfmt / clippy components.
 set -euo pipefail
 
-# Tauri 2 on Linux: WebKitGTK 4.1, GTK 3, the tray (ayatana appindicator), SVG icons, xdo (menus), OpenSSL.
+# The window (Tauri 2) on Linux: WebKitGTK 4.1, GTK 3, SVG icons; OpenSSL. The tray app needs no GUI library:
+# its icon is spoken over D-Bus.
 BUILD_PACKAGES=(
     build-essential
     pkg-config
     libwebkit2gtk-4.1-dev
     libgtk-3-dev
-    libayatana-appindicator3-dev
     librsvg2-dev
-    libxdo-dev
     libssl-dev
 )
 # Tests: a private D-Bus session with gnome-keyring (real Secret Service) and secret-tool to check it,
