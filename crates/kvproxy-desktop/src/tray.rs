@@ -64,7 +64,14 @@ impl UiLoop {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let event_loop = tao::event_loop::EventLoopBuilder::<UiEvent>::with_user_event().build();
+            #[allow(unused_mut)]
+            let mut event_loop = tao::event_loop::EventLoopBuilder::<UiEvent>::with_user_event().build();
+            // A menu-bar app: no Dock icon and no menu bar of its own (the window's process has those).
+            #[cfg(target_os = "macos")]
+            {
+                use tao::platform::macos::{ActivationPolicy, EventLoopExtMacOS};
+                event_loop.set_activation_policy(ActivationPolicy::Accessory);
+            }
             let proxy = event_loop.create_proxy();
             (
                 UiLoop { event_loop },
