@@ -151,3 +151,42 @@ fn window_program() -> Result<PathBuf, String> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn one_window_at_a_time_and_its_end_is_reported_once() {
+        let closed = Arc::new(AtomicUsize::new(0));
+        let counter = closed.clone();
+        let window = WindowProcess::new(PathBuf::from("/nonexistent/desktop.sock"), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let mut first = window.attach().expect("the first window attaches");
+        assert!(window.is_open());
+        assert!(window.attach().is_none(), "a second window is turned away");
+        assert_eq!(
+            first.try_recv().ok(),
+            Some(WindowEvent::Show),
+            "and the open one comes forward"
+        );
+        window.changed();
+        assert_eq!(first.try_recv().ok(), Some(WindowEvent::Changed));
+
+        // A connection that ends while the window's channel is still held is not the window going.
+        window.detached();
+        assert_eq!(closed.load(Ordering::SeqCst), 0);
+        drop(first);
+        window.detached();
+        assert_eq!(closed.load(Ordering::SeqCst), 1);
+        assert!(!window.is_open());
+        window.detached();
+        assert_eq!(closed.load(Ordering::SeqCst), 1, "reported once");
+        assert!(
+            window.attach().is_some(),
+            "a new window attaches once the first has gone"
+        );
+    }
+}
