@@ -53,9 +53,21 @@ fn main() -> ExitCode {
 }
 
 fn run(socket: PathBuf, events: WindowEvents) -> tauri::Result<()> {
+    let (closing, closed) = tokio::sync::oneshot::channel::<()>();
+    let closing = std::sync::Mutex::new(Some(closing));
     tauri::Builder::default()
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .invoke_handler(move |invoke| relay(&socket, invoke))
+        .on_window_event(move |_, event| {
+            // The tray app hears that the window has gone before the window disappears: a click on Open
+            // right after closing must start a new window, not bring forward one that is going.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && let Some(closing) = closing.lock().ok().and_then(|mut c| c.take())
+            {
+                api.prevent_close();
+                let _ = closing.send(());
+            }
+        })
         .setup(move |app| {
             let window = WebviewWindowBuilder::new(app, MAIN, WebviewUrl::App("index.html".into()))
                 .title("KeyVault Proxy")
@@ -65,31 +77,41 @@ fn run(socket: PathBuf, events: WindowEvents) -> tauri::Result<()> {
                 .build()?;
             window.set_focus()?;
             let handle = app.handle().clone();
-            tauri::async_runtime::spawn(follow(handle, events));
+            tauri::async_runtime::spawn(follow(handle, events, closed));
             Ok(())
         })
         .run(tauri::generate_context!("../tauri.conf.json"))
 }
 
-/// Passes the tray app's events to the page until the tray app goes, then closes.
-async fn follow(app: tauri::AppHandle<Wry>, mut events: WindowEvents) {
-    while let Some(event) = events.next().await {
-        match event {
-            WindowEvent::Changed => {
-                if let Err(error) = app.emit(CHANGED_EVENT, ()) {
-                    tracing::debug!("could not tell the page: {error}");
+/// Passes the tray app's events to the page until the window is closed or the tray app goes; then ends the
+/// connection first and the process after it.
+async fn follow(app: tauri::AppHandle<Wry>, mut events: WindowEvents, mut closed: tokio::sync::oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(WindowEvent::Changed) => {
+                    if let Err(error) = app.emit(CHANGED_EVENT, ()) {
+                        tracing::debug!("could not tell the page: {error}");
+                    }
                 }
-            }
-            WindowEvent::Show => {
-                if let Some(window) = app.get_webview_window(MAIN) {
-                    let _ = window.show();
-                    let _ = window.unminimize();
-                    let _ = window.set_focus();
+                Some(WindowEvent::Show) => {
+                    if let Some(window) = app.get_webview_window(MAIN) {
+                        let _ = window.show();
+                        let _ = window.unminimize();
+                        let _ = window.set_focus();
+                    }
                 }
+                None => {
+                    say("window: the app has quit; closing");
+                    break;
+                }
+            },
+            _ = &mut closed => {
+                drop(events);
+                break;
             }
         }
     }
-    say("window: the app has quit; closing");
     app.exit(0);
 }
 
