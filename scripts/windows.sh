@@ -120,7 +120,7 @@ package() {
 
 # --- test: the installer ---------------------------------------------------------------------------------
 fail() {
-    echo "windows: installer test FAILED: $*" >&2
+    echo "windows: test FAILED: $*" >&2
     exit 1
 }
 
@@ -234,7 +234,12 @@ test_tray() {
         ((waited++ < 120)) || fail "the tray app did not get ready: $(cat "$work/tray.out" "$work/tray.err")"
         sleep 0.5
     done
-    grep -q '^tray: icon shown' "$work/tray.out" || fail "no tray icon: $(cat "$work/tray.out" "$work/tray.err")"
+    # The icon is made once the message loop runs, which may come after the API is up.
+    waited=0
+    until grep -q '^tray: icon shown' "$work/tray.out"; do
+        ((waited++ < 40)) || fail "no tray icon: $(cat "$work/tray.out" "$work/tray.err")"
+        sleep 0.5
+    done
     grep -q '^api: listening on http://127.0.0.1:' "$work/tray.out" || fail "no API: $(cat "$work/tray.out")"
     wine "$dir/kvproxy-desktop.exe" >"$work/second.out" 2>&1 || fail "a second start failed: $(cat "$work/second.out")"
     grep -q 'the running app shows its window' "$work/second.out" ||
