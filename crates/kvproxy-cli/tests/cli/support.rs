@@ -216,7 +216,7 @@ fn port_after_loopback(line: &str) -> Option<u16> {
 
 /// Runs the command and expects success; returns (stdout, stderr).
 pub fn run_ok(cmd: &mut Command) -> (String, String) {
-    let out = cmd.output().expect("run kvproxy");
+    let out = output_of(cmd);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -225,6 +225,22 @@ pub fn run_ok(cmd: &mut Command) -> (String, String) {
         out.status
     );
     (stdout, stderr)
+}
+
+/// Runs the command to its end. Under Wine, starting a process now and then fails with
+/// ERROR_INTERNAL_ERROR (1359) before the program runs at all; that start, and only that, is tried again.
+pub fn output_of(cmd: &mut Command) -> std::process::Output {
+    const ERROR_INTERNAL_ERROR: i32 = 1359;
+    let mut attempts = 0;
+    loop {
+        match cmd.output() {
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && attempts < 3 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            result => return result.expect("run kvproxy"),
+        }
+    }
 }
 
 /// Runs the command and expects success with JSON on stdout.
@@ -236,7 +252,7 @@ pub fn run_json(cmd: &mut Command) -> Value {
 /// Runs the command and expects it to fail with `code`, nothing on stdout, and exactly one non-empty stderr
 /// line that starts with `error: `. Returns that line.
 pub fn run_fail(cmd: &mut Command, code: i32) -> String {
-    let out = cmd.output().expect("run kvproxy");
+    let out = output_of(cmd);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
