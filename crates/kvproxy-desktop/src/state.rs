@@ -487,11 +487,6 @@ impl Desktop {
         }
     }
 
-    /// Whether a tray host shows the icon (without one, the window is the way in and closing it quits).
-    pub fn has_tray(&self) -> bool {
-        self.inner.tray
-    }
-
     // ---- tokens and the clipboard -----------------------------------------------------------------------
 
     /// Copies the profile's token (from the cache when it can) and says so in a notification; a failure is

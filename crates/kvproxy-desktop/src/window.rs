@@ -130,7 +130,8 @@ impl WindowProcess {
         }
     }
 
-    pub fn is_open(&self) -> bool {
+    #[cfg(test)]
+    fn is_open(&self) -> bool {
         self.state.lock().events.as_ref().is_some_and(|e| !e.is_closed())
     }
 }
