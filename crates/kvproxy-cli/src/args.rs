@@ -38,6 +38,9 @@ pub enum Command {
     ApiKey(ApiKeyCommand),
     /// Run a local demo tenant (emulated Entra ID + Key Vault) and create a `demo` profile for it.
     Demo(DemoArgs),
+    /// Check every step of getting a token for a profile and say what to fix.
+    #[command(long_about = DOCTOR_ABOUT)]
+    Doctor(DoctorArgs),
     /// Put a folder on the Windows user PATH or take it off (the installer's helper).
     #[command(subcommand, hide = true)]
     UserPath(UserPathCommand),
@@ -153,6 +156,34 @@ pub struct KeyInfoArgs {
     /// Read key info in this process instead of asking the running app (or `kvproxy serve`) first.
     #[arg(long)]
     pub no_agent: bool,
+}
+
+const DOCTOR_ABOUT: &str = "Check every step of getting a token for a profile and say what to fix.
+
+Steps, in order:
+  1. the cloud's authority knows the tenant (OpenID discovery)
+  2. the profile's credential (az, azd, managed identity, ...) signs in to Key Vault
+  3. the vault host is on the cloud's allowlist and answers
+  4. the certificate exists, is enabled and not expired (a warning under 30 days left)
+  5. its key is not exportable (the certificate policy)
+  6. the key may sign: a test signature, verified against the certificate
+  7. the app registration lists the certificate (Microsoft Graph; a warning when Graph cannot be read)
+  8. a real token request, past any cache, with its audience and roles
+
+Each step passes, warns, fails, or is skipped when a step it needs failed; anything but a pass comes \
+with a fix. Nothing is cached, and no token is printed.
+
+Exit codes: 0 when no step failed (warnings allowed); otherwise that of the first failed step: 2 a \
+profile field, 3 a permission, registration or sign-in, 4 the network.";
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Profile name (the default profile when omitted).
+    pub profile: Option<String>,
+    /// Print the report as JSON: profile, passed, expires, days_left and the steps (step, title, status,
+    /// detail, fix).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,8 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
     let class = error
         .downcast_ref::<Error>()
         .map(Error::class)
-        .or_else(|| error.downcast_ref::<AgentFailure>().map(|f| f.class));
+        .or_else(|| error.downcast_ref::<AgentFailure>().map(|f| f.class))
+        .or_else(|| error.downcast_ref::<ChecksFailed>().map(|f| f.class));
     match class {
         Some(ErrorClass::Input) => INPUT,
         Some(ErrorClass::Auth) => AUTH,
@@ -59,3 +60,18 @@ impl std::fmt::Display for AgentFailure {
 }
 
 impl std::error::Error for AgentFailure {}
+
+/// `kvproxy doctor` found a failing step: the report is printed, and the exit code is the first failure's.
+#[derive(Debug)]
+pub struct ChecksFailed {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl std::fmt::Display for ChecksFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ChecksFailed {}

@@ -226,6 +226,29 @@ impl Cloud {
         }
     }
 
+    /// Base URL of this cloud's Microsoft Graph, without a trailing slash. `None` for a custom cloud other
+    /// than the emulator: Azure Stack and the like have no Graph we could know of.
+    pub fn graph_url(&self) -> Option<String> {
+        match self.name {
+            CloudName::Public => Some("https://graph.microsoft.com".into()),
+            CloudName::UsGov => Some("https://graph.microsoft.us".into()),
+            CloudName::China => Some("https://microsoftgraph.chinacloudapi.cn".into()),
+            // The emulator serves Graph on its one HTTPS port, beside `login.localhost`.
+            CloudName::Custom if self.is_emulator() => {
+                let mut url = Url::parse(&self.authority_host()).ok()?;
+                url.set_host(Some("graph.localhost")).ok()?;
+                Some(url.as_str().trim_end_matches('/').to_string())
+            }
+            CloudName::Custom => None,
+        }
+    }
+
+    /// The scope of a Microsoft Graph token of this cloud (its resource, without a port, + `/.default`).
+    pub fn graph_scope(&self) -> Option<String> {
+        let url = Url::parse(&self.graph_url()?).ok()?;
+        Some(format!("https://{}/.default", url.host_str()?))
+    }
+
     pub fn ca_file(&self) -> Option<&PathBuf> {
         self.custom.as_ref().and_then(|c| c.ca_file.as_ref())
     }
@@ -338,5 +361,18 @@ mod tests {
         );
         assert!(emu.check_vault_url("https://demo.vault.localhost:5617/").is_ok());
         assert!(!Cloud::public().is_emulator());
+        assert_eq!(emu.graph_url().as_deref(), Some("https://graph.localhost:5617"));
+        assert_eq!(emu.graph_scope().as_deref(), Some("https://graph.localhost/.default"));
+        let stack = Cloud::new(
+            CloudName::Custom,
+            Some(custom("https://login.stack.local", &["v.local"])),
+        )
+        .unwrap();
+        assert_eq!((stack.graph_url(), stack.graph_scope()), (None, None));
+        let china = Cloud::new(CloudName::China, None).unwrap();
+        assert_eq!(
+            china.graph_scope().as_deref(),
+            Some("https://microsoftgraph.chinacloudapi.cn/.default")
+        );
     }
 }

@@ -82,15 +82,7 @@ pub(crate) fn credential_error(source: Option<CredentialSource>, e: &azure_core:
             hint: "check the Key Vault credential passed to KeyVaultAssertion".into(),
         };
     };
-    let hint = match source {
-        CredentialSource::Auto => "sign in with `az login` (or `azd auth login`), or choose another credential source",
-        CredentialSource::AzureCli => "sign in with `az login`; check `az account show` lists the right tenant",
-        CredentialSource::Azd => "sign in with `azd auth login`",
-        CredentialSource::ManagedIdentity => "managed identity only works on Azure compute (VM, App Service, ...)",
-        CredentialSource::ServicePrincipal => "check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
-        CredentialSource::WorkloadIdentity => "check AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID",
-        CredentialSource::Emulator => "is `kvproxy demo` still running?",
-    };
+    let hint = sign_in_hint(source);
     let message = crate::error::error_chain(e);
     if is_unreachable(e) || looks_unreachable(&message) {
         // The sign-in endpoint could not be reached: a network problem, not a refused credential.
@@ -103,6 +95,19 @@ pub(crate) fn credential_error(source: Option<CredentialSource>, e: &azure_core:
         source_name: source.as_str().into(),
         message,
         hint: hint.into(),
+    }
+}
+
+/// The sign-in to repeat (or what to check) when a credential source fails.
+pub(crate) fn sign_in_hint(source: CredentialSource) -> &'static str {
+    match source {
+        CredentialSource::Auto => "sign in with `az login` (or `azd auth login`), or choose another credential source",
+        CredentialSource::AzureCli => "sign in with `az login`; check `az account show` lists the right tenant",
+        CredentialSource::Azd => "sign in with `azd auth login`",
+        CredentialSource::ManagedIdentity => "managed identity only works on Azure compute (VM, App Service, ...)",
+        CredentialSource::ServicePrincipal => "check AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+        CredentialSource::WorkloadIdentity => "check AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID",
+        CredentialSource::Emulator => "is `kvproxy demo` still running?",
     }
 }
 

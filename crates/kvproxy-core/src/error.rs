@@ -100,6 +100,8 @@ impl From<EntraError> for Error {
 pub enum KeyVaultOperation {
     GetCertificate,
     Sign,
+    /// Reading a key's properties (`kvproxy doctor` checks its `key_ops`).
+    GetKey,
 }
 
 impl fmt::Display for KeyVaultOperation {
@@ -107,6 +109,7 @@ impl fmt::Display for KeyVaultOperation {
         f.write_str(match self {
             KeyVaultOperation::GetCertificate => "get certificate",
             KeyVaultOperation::Sign => "sign",
+            KeyVaultOperation::GetKey => "get key",
         })
     }
 }

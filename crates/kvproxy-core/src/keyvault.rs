@@ -10,9 +10,21 @@ use azure_core::http::ClientOptions;
 use azure_security_keyvault_certificates::CertificateClient;
 use azure_security_keyvault_certificates::models::CertificateClientGetCertificateOptions;
 use azure_security_keyvault_keys::KeyClient;
-use azure_security_keyvault_keys::models::{KeyClientSignOptions, SignParameters, SignatureAlgorithm};
+use azure_security_keyvault_keys::models::{
+    KeyClientGetKeyOptions, KeyClientSignOptions, SignParameters, SignatureAlgorithm,
+};
 use std::sync::Arc;
 use time::OffsetDateTime;
+
+/// A certificate as Key Vault describes it: key info plus what its attributes and policy say (`None`
+/// where Key Vault said nothing).
+pub(crate) struct CertificateDetails {
+    pub info: KeyInfo,
+    /// The certificate (DER), whose public key checks a signature.
+    pub der: Vec<u8>,
+    pub enabled: Option<bool>,
+    pub exportable: Option<bool>,
+}
 
 /// The two SDK clients for one vault. Kept for the life of the process: each learns the vault's auth
 /// challenge once and caches its access token.
@@ -60,15 +72,70 @@ impl VaultClients {
 
     /// Reads the latest version of a certificate: its key id, DER (for thumbprints) and validity.
     pub(crate) async fn key_info(&self, certificate: &str) -> Result<KeyInfo> {
+        let cert = self.certificate(certificate).await?;
+        self.key_info_of(certificate, cert)
+    }
+
+    /// Reads the latest version of a certificate with what its policy and attributes say about it.
+    pub(crate) async fn certificate_details(&self, certificate: &str) -> Result<CertificateDetails> {
+        let cert = self.certificate(certificate).await?;
+        let enabled = cert.attributes.as_ref().and_then(|a| a.enabled);
+        let exportable = cert
+            .policy
+            .as_ref()
+            .and_then(|p| p.key_properties.as_ref())
+            .and_then(|k| k.exportable);
+        let der = cert.cer.clone().unwrap_or_default();
+        let info = self.key_info_of(certificate, cert)?;
+        Ok(CertificateDetails {
+            info,
+            der,
+            enabled,
+            exportable,
+        })
+    }
+
+    /// The operations the key's `key_ops` allow (`sign`, `verify`, ...), of the pinned version.
+    pub(crate) async fn key_operations(&self, key: &SigningKey) -> Result<Vec<String>> {
+        let id = key.parsed_key_id()?;
+        let response = self
+            .keys
+            .get_key(
+                id.name(),
+                Some(KeyClientGetKeyOptions {
+                    key_version: Some(id.version().to_string()),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.error(KeyVaultOperation::GetKey, &key.name, &e))?;
+        let model = response.into_model().map_err(|e| Error::Protocol {
+            target: self.vault_url.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(model.key.and_then(|k| k.key_ops).unwrap_or_default())
+    }
+
+    async fn certificate(
+        &self,
+        certificate: &str,
+    ) -> Result<azure_security_keyvault_certificates::models::Certificate> {
         let response = self
             .certificates
             .get_certificate(certificate, None::<CertificateClientGetCertificateOptions<'_>>)
             .await
             .map_err(|e| self.error(KeyVaultOperation::GetCertificate, certificate, &e))?;
-        let cert = response.into_model().map_err(|e| Error::Protocol {
+        response.into_model().map_err(|e| Error::Protocol {
             target: self.vault_url.clone(),
             message: e.to_string(),
-        })?;
+        })
+    }
+
+    fn key_info_of(
+        &self,
+        certificate: &str,
+        cert: azure_security_keyvault_certificates::models::Certificate,
+    ) -> Result<KeyInfo> {
         let der = cert.cer.ok_or_else(|| {
             Error::Certificate(format!(
                 "'{certificate}' has no public certificate (is it still pending?)"
@@ -160,6 +227,10 @@ impl VaultClients {
                         "the Key Vault credential was refused; sign in again (az login) or check the credential source"
                             .to_string(),
                     ),
+                    403 if operation == KeyVaultOperation::GetKey => Some(format!(
+                        "grant the signed-in identity the 'Key Vault Crypto User' role (or the keys 'get' access policy) on {}",
+                        self.vault_url
+                    )),
                     403 if operation == KeyVaultOperation::Sign => Some(format!(
                         "grant the signed-in identity the 'Key Vault Crypto User' role (or the keys 'sign' access policy) on {}",
                         self.vault_url

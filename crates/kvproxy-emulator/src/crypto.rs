@@ -184,6 +184,19 @@ pub(crate) fn certificate_public_key(der: &[u8]) -> Result<PKey<Public>> {
     Ok(X509::from_der(der)?.public_key()?)
 }
 
+/// The certificate's subject as `CN=…` (its common name), which is how the portal names an uploaded certificate.
+pub(crate) fn certificate_subject(der: &[u8]) -> Result<String> {
+    let cert = X509::from_der(der)?;
+    let cn = cert
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .map(|entry| entry.data().to_string())
+        .transpose()?
+        .unwrap_or_default();
+    Ok(format!("CN={cn}"))
+}
+
 /// Why a compact JWT could not even be parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum JwtParseError {

@@ -15,8 +15,8 @@ use parking_lot::Mutex;
 use crate::crypto;
 use crate::error::{EmulatorError, Result};
 use crate::model::{
-    CertificateVersion, DEMO_APP_NAME, DEMO_CERTIFICATE, DEMO_CLIENT_ID, DEMO_SCOPE, DEMO_VAULT, DemoSeed,
-    EmulatorConfig, Fault, Route, VaultPermissions,
+    CertificateOptions, CertificateVersion, DEMO_APP_NAME, DEMO_CERTIFICATE, DEMO_CLIENT_ID, DEMO_SCOPE, DEMO_VAULT,
+    DemoSeed, EmulatorConfig, Fault, Route, VaultPermissions,
 };
 use crate::server;
 use crate::state::{App, Inner, RegisteredCert, Settings, Shared, SharedState, TokenSigningKey};
@@ -235,7 +235,66 @@ impl Emulator {
 
     /// Fallible form of [`Emulator::create_certificate`].
     pub fn try_create_certificate(&self, vault: &str, name: &str, subject_cn: &str) -> Result<CertificateVersion> {
-        self.shared.add_certificate_version(vault, name, Some(subject_cn))
+        self.try_create_certificate_with(vault, name, subject_cn, &CertificateOptions::default())
+    }
+
+    /// Like [`Emulator::create_certificate`], with a policy and validity of the caller's choosing: an
+    /// exportable key, a certificate that expired or expires soon, a key whose `key_ops` lack `sign`.
+    ///
+    /// # Panics
+    /// If the names break Key Vault's naming rules, the validity window ends before it starts, or OpenSSL
+    /// fails; see [`Emulator::try_create_certificate_with`].
+    pub fn create_certificate_with(
+        &self,
+        vault: &str,
+        name: &str,
+        subject_cn: &str,
+        options: &CertificateOptions,
+    ) -> CertificateVersion {
+        match self.try_create_certificate_with(vault, name, subject_cn, options) {
+            Ok(version) => version,
+            Err(error) => panic!("create_certificate_with({vault}, {name}): {error}"),
+        }
+    }
+
+    /// Fallible form of [`Emulator::create_certificate_with`].
+    pub fn try_create_certificate_with(
+        &self,
+        vault: &str,
+        name: &str,
+        subject_cn: &str,
+        options: &CertificateOptions,
+    ) -> Result<CertificateVersion> {
+        self.shared
+            .add_certificate_version(vault, name, Some(subject_cn), options)
+    }
+
+    /// Enables or disables the latest version of a certificate (and its key), as the portal's
+    /// "Enabled" switch does: a disabled certificate is still readable, says `enabled: false`, and
+    /// Key Vault refuses to sign with its key.
+    ///
+    /// # Panics
+    /// If the certificate does not exist.
+    pub fn set_certificate_enabled(&self, vault: &str, name: &str, enabled: bool) {
+        let mut inner = self.shared.inner.lock();
+        let latest = inner
+            .vaults
+            .get_mut(&vault.to_ascii_lowercase())
+            .and_then(|v| v.certificates.get_mut(&name.to_ascii_lowercase()))
+            .and_then(|c| c.versions.last_mut());
+        match latest {
+            Some(version) => version.enabled = enabled,
+            None => {
+                drop(inner);
+                panic!(
+                    "{}",
+                    EmulatorError::CertificateNotFound {
+                        vault: vault.to_owned(),
+                        name: name.to_owned(),
+                    }
+                );
+            }
+        }
     }
 
     /// Adds a new version with a new key to an existing certificate; it becomes the latest.
@@ -251,7 +310,8 @@ impl Emulator {
 
     /// Fallible form of [`Emulator::rotate_certificate`].
     pub fn try_rotate_certificate(&self, vault: &str, name: &str) -> Result<CertificateVersion> {
-        self.shared.add_certificate_version(vault, name, None)
+        self.shared
+            .add_certificate_version(vault, name, None, &CertificateOptions::default())
     }
 
     /// The latest version of a certificate, if it exists.
@@ -280,6 +340,11 @@ impl Emulator {
             sha1: crypto::sha1(&cert.cer_der),
             sha256: crypto::sha256(&cert.cer_der),
             public_key,
+            cer_der: cert.cer_der.clone(),
+            key_id: uuid::Uuid::new_v4().to_string(),
+            display_name: crypto::certificate_subject(&cert.cer_der).unwrap_or_else(|_| format!("CN={}", cert.name)),
+            not_before: cert.not_before,
+            expires: cert.expires,
         };
         self.with_app(client_id, |app| {
             if !app.certificates.iter().any(|c| c.sha256 == registered.sha256) {
@@ -381,6 +446,18 @@ impl Emulator {
     /// windows (AADSTS700024) and for issuing and checking access tokens.
     pub fn set_clock_offset(&self, secs: i64) {
         self.shared.inner.lock().clock_offset_secs = secs;
+    }
+
+    /// While `false`, Microsoft Graph answers the developer's reads of app registrations with 403
+    /// `Authorization_RequestDenied`, as for a developer without directory read rights. Default: `true`.
+    pub fn set_graph_access(&self, allowed: bool) {
+        self.shared.inner.lock().graph_denied = !allowed;
+    }
+
+    /// `https://graph.localhost:{port}`: the emulated Microsoft Graph (no trailing slash, as Graph's
+    /// base URLs are written).
+    pub fn graph_url(&self) -> String {
+        self.shared.settings.graph_base()
     }
 
     /// While set, client-assertion token requests (after basic request validation) answer the

@@ -421,6 +421,14 @@ fn assertion_token(
     })?;
 
     let certificate = find_certificate(&jwt, &certificates, client_id)?;
+    // Entra refuses a credential outside its validity before it looks at the signature.
+    let now = state.now();
+    if now > certificate.expires {
+        return Err(signature_failed(Some("The key used is expired.")));
+    }
+    if now + time::Duration::seconds(ASSERTION_SKEW_SECS) < certificate.not_before {
+        return Err(signature_failed(Some("The key used is not yet valid.")));
+    }
     if !crypto::verify(
         &certificate.public_key,
         alg,

@@ -58,6 +58,15 @@ pub enum EmulatorError {
         reason: &'static str,
     },
 
+    /// A certificate validity window that ends before it starts.
+    #[error("a certificate cannot expire ({expires}) before it becomes valid ({not_before})")]
+    InvalidValidity {
+        /// The asked start of validity.
+        not_before: time::OffsetDateTime,
+        /// The asked end of validity.
+        expires: time::OffsetDateTime,
+    },
+
     /// Start-up work died unexpectedly (a panic in the key-generation task).
     #[error("emulator start-up failed: {0}")]
     Startup(String),

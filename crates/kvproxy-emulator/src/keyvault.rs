@@ -60,12 +60,27 @@ pub(crate) fn handle(state: &Shared, vault: &str, parts: &Parts, body: &Bytes, r
                     &format!("certificates/{name}"),
                 );
             }
-            let version = match rest {
-                [] | [""] => "",
-                [version] | [version, ""] => version,
-                _ => return not_found("no such Key Vault operation in the emulator"),
+            let Some(version) = version_in(rest) else {
+                return not_found("no such Key Vault operation in the emulator");
             };
             get_certificate(state, &vault, name, version)
+        }
+        (Route::GetKey, ["keys", name, rest @ ..]) => {
+            // Both roles a KeyVault Proxy user holds include `keys/read`: Key Vault Crypto User and
+            // Key Vault Certificate User (the key behind a certificate is part of what it reads).
+            if !caller_may_use_vault(&caller) || !(permissions.get_certificate || permissions.sign) {
+                return forbidden(
+                    state,
+                    &caller,
+                    &vault,
+                    "Microsoft.KeyVault/vaults/keys/read",
+                    &format!("keys/{name}"),
+                );
+            }
+            let Some(version) = version_in(rest) else {
+                return not_found("no such Key Vault operation in the emulator");
+            };
+            get_key(state, &vault, name, version)
         }
         (Route::Sign, ["keys", name, version, "sign"]) => {
             if !caller_may_use_vault(&caller) || !permissions.sign {
@@ -134,6 +149,15 @@ fn caller_may_use_vault(caller: &VerifiedToken) -> bool {
     caller.str("appid").eq_ignore_ascii_case(DEVELOPER_CLIENT_ID)
 }
 
+/// The version in what follows `certificates/NAME` or `keys/NAME`: none (the latest, `""`), or one segment,
+/// with or without a trailing slash; `None` for anything longer.
+fn version_in<'a>(rest: &[&'a str]) -> Option<&'a str> {
+    match rest {
+        [] | [""] => Some(""),
+        [version] | [version, ""] => Some(version),
+        _ => None,
+    }
+}
 fn get_certificate(state: &Shared, vault: &str, name: &str, version: &str) -> Response {
     let inner = state.inner.lock();
     let found = inner
@@ -159,7 +183,7 @@ fn certificate_json(state: &Shared, vault: &str, stored: &StoredVersion) -> Valu
         "x5t": cert.x5t,
         "cer": crypto::b64std(&cert.cer_der),
         "attributes": {
-            "enabled": true,
+            "enabled": stored.enabled,
             "nbf": cert.not_before.unix_timestamp(),
             "exp": cert.expires.unix_timestamp(),
             "created": created,
@@ -170,7 +194,7 @@ fn certificate_json(state: &Shared, vault: &str, stored: &StoredVersion) -> Valu
         "tags": {},
         "policy": {
             "id": format!("{base}/certificates/{name}/policy"),
-            "key_props": {"exportable": false, "kty": "RSA", "key_size": 2048, "reuse_key": false},
+            "key_props": {"exportable": stored.exportable, "kty": "RSA", "key_size": 2048, "reuse_key": false},
             "secret_props": {"contentType": "application/x-pkcs12"},
             "x509_props": {
                 "subject": format!("CN={}", stored.subject_cn),
@@ -184,6 +208,59 @@ fn certificate_json(state: &Shared, vault: &str, stored: &StoredVersion) -> Valu
             "attributes": {"enabled": true, "created": created, "updated": created},
         },
     })
+}
+
+/// The key operations Key Vault gives the key of a certificate whose policy has the usages
+/// `digitalSignature` (sign, verify) and `keyEncipherment` (the rest).
+fn key_ops(stored: &StoredVersion) -> Vec<&'static str> {
+    let mut ops = Vec::new();
+    if stored.sign_allowed {
+        ops.extend(["sign", "verify"]);
+    }
+    ops.extend(["wrapKey", "unwrapKey", "encrypt", "decrypt"]);
+    ops
+}
+
+fn get_key(state: &Shared, vault: &str, name: &str, version: &str) -> Response {
+    let inner = state.inner.lock();
+    let found = inner
+        .vaults
+        .get(vault)
+        .and_then(|v| v.certificates.get(&name.to_ascii_lowercase()))
+        .and_then(|c| c.version(version));
+    let Some(stored) = found else {
+        return item_not_found("key", "KeyNotFound", name, version, KEY_NOT_FOUND_HINT);
+    };
+    let (n, e) = match crypto::rsa_components(&stored.key) {
+        Ok(components) => components,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the key's public components");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "The emulator failed to read the key.",
+            );
+        }
+    };
+    let cert = &stored.public;
+    let created = stored.created.unix_timestamp();
+    json_response(
+        StatusCode::OK,
+        json!({
+            "key": {"kid": cert.kid, "kty": "RSA", "key_ops": key_ops(stored), "n": n, "e": e},
+            "attributes": {
+                "enabled": stored.enabled,
+                "nbf": cert.not_before.unix_timestamp(),
+                "exp": cert.expires.unix_timestamp(),
+                "created": created,
+                "updated": created,
+                "recoveryLevel": RECOVERY_LEVEL,
+                "recoverableDays": 90,
+                "exportable": stored.exportable,
+            },
+            "managed": true,
+        }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -200,11 +277,20 @@ fn sign(state: &Shared, vault: &str, name: &str, version: &str, body: &Bytes) ->
             .get(vault)
             .and_then(|v| v.certificates.get(&name.to_ascii_lowercase()))
             .and_then(|c| c.version(version))
-            .map(|v| (v.key.clone(), v.public.kid.clone()))
+            .map(|v| (v.key.clone(), v.public.kid.clone(), v.enabled, v.sign_allowed))
     };
-    let Some((key, kid)) = key else {
+    let Some((key, kid, enabled, sign_allowed)) = key else {
         return item_not_found("key", "KeyNotFound", name, version, KEY_NOT_FOUND_HINT);
     };
+    if !enabled {
+        return operation_forbidden("Operation \"sign\" is not allowed on a disabled key.", "KeyDisabled");
+    }
+    if !sign_allowed {
+        return operation_forbidden(
+            "Operation \"sign\" is not permitted by the key's key_ops.",
+            "KeyOperationForbidden",
+        );
+    }
 
     let bad = |message: &str| error_response(StatusCode::BAD_REQUEST, "BadParameter", message);
     let Ok(request) = serde_json::from_slice::<SignRequest>(body) else {
@@ -239,6 +325,14 @@ fn sign(state: &Shared, vault: &str, name: &str, version: &str, body: &Bytes) ->
             )
         }
     }
+}
+
+/// Key Vault's 403 for an operation the key itself refuses (not the caller's role).
+fn operation_forbidden(message: &str, inner: &str) -> Response {
+    json_response(
+        StatusCode::FORBIDDEN,
+        json!({"error": {"code": "Forbidden", "message": message, "innererror": {"code": inner}}}),
+    )
 }
 
 /// Key Vault's 404 for a missing certificate or key (version), worded as the service words it.

@@ -12,6 +12,8 @@
 //! - `https://{vault}.vault.localhost:{port}` — Key Vault: `get certificate` and `sign` (PS256,
 //!   RS256) with non-exportable keys, the bearer challenge, RBAC-like 403s, 404s.
 //! - `https://api.localhost:{port}/me` — a demo API that accepts tokens for `api://kvproxy-demo`.
+//! - `https://graph.localhost:{port}/v1.0/applications(appId='…')` — Microsoft Graph's view of the
+//!   app registrations: their certificate `keyCredentials`, for the developer identity only.
 //!
 //! All names resolve to 127.0.0.1 (RFC 6761); clients resolve them themselves, e.g. with
 //! [`Emulator::http_client`] or [`LocalhostResolver`]. TLS uses an in-memory CA made at start
@@ -36,6 +38,7 @@ mod crypto;
 mod emulator;
 mod entra;
 mod error;
+mod graph;
 mod http;
 mod keyvault;
 mod model;
@@ -47,7 +50,7 @@ mod tokens;
 pub use emulator::{Emulator, LocalhostResolver};
 pub use error::{EmulatorError, Result};
 pub use model::{
-    CertificateVersion, DEMO_API_RESOURCE, DEMO_APP_NAME, DEMO_CERTIFICATE, DEMO_CLIENT_ID, DEMO_SCOPE, DEMO_VAULT,
-    DEVELOPER_CLIENT_ID, DEVELOPER_CLIENT_SECRET, DemoSeed, EmulatorConfig, Fault, Route, VAULT_RESOURCE,
-    VaultPermissions,
+    CertificateOptions, CertificateVersion, DEMO_API_RESOURCE, DEMO_APP_NAME, DEMO_CERTIFICATE, DEMO_CLIENT_ID,
+    DEMO_SCOPE, DEMO_VAULT, DEVELOPER_CLIENT_ID, DEVELOPER_CLIENT_SECRET, DemoSeed, EmulatorConfig, Fault,
+    GRAPH_RESOURCE, Route, VAULT_RESOURCE, VaultPermissions,
 };

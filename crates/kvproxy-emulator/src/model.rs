@@ -40,6 +40,10 @@ pub const DEMO_SCOPE: &str = "api://kvproxy-demo/.default";
 /// vaults live at `{name}.vault.localhost`, so this passes unmodified.
 pub const VAULT_RESOURCE: &str = "https://vault.localhost";
 
+/// Resource (audience) of Microsoft Graph tokens in the emulated cloud; Graph itself answers at
+/// `https://graph.localhost:{port}` ([`crate::Emulator::graph_url`]).
+pub const GRAPH_RESOURCE: &str = "https://graph.localhost";
+
 /// How to start an [`crate::Emulator`].
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -91,6 +95,33 @@ pub struct CertificateVersion {
     pub expires: time::OffsetDateTime,
 }
 
+/// How [`crate::Emulator::create_certificate_with`] makes a certificate version. The default is what
+/// [`crate::Emulator::create_certificate`] makes: Key Vault's default policy with a non-exportable key,
+/// enabled, valid from five minutes ago for twelve months, key operations `sign` and `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateOptions {
+    /// The policy's `key_props.exportable`. The emulator never hands out a private key either way;
+    /// this only changes what the policy says, which is what a client can check.
+    pub exportable: bool,
+    /// Start of the validity window (`nbf`); `None`: five minutes before creation.
+    pub not_before: Option<time::OffsetDateTime>,
+    /// End of the validity window (`exp`); `None`: 365 days after creation.
+    pub expires: Option<time::OffsetDateTime>,
+    /// Whether the key's `key_ops` include `sign` (Key Vault refuses to sign with a key that lacks it).
+    pub sign_allowed: bool,
+}
+
+impl Default for CertificateOptions {
+    fn default() -> Self {
+        Self {
+            exportable: false,
+            not_before: None,
+            expires: None,
+            sign_allowed: true,
+        }
+    }
+}
+
 /// Key Vault data-plane rights of the developer principal on one vault (RBAC-like).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VaultPermissions {
@@ -125,17 +156,23 @@ pub enum Route {
     Discovery,
     /// Demo API `GET /me`.
     Api,
+    /// Key Vault `GET /keys/{name}[/{version}]`.
+    GetKey,
+    /// Microsoft Graph `GET /v1.0/applications(appId='…')`.
+    GraphApplication,
 }
 
 impl Route {
     /// Every route, for iterating counters.
-    pub const ALL: [Route; 6] = [
+    pub const ALL: [Route; 8] = [
         Route::Token,
         Route::DeveloperToken,
         Route::GetCertificate,
         Route::Sign,
         Route::Discovery,
         Route::Api,
+        Route::GetKey,
+        Route::GraphApplication,
     ];
 }
 

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::http::{json_response, not_found, segments};
 use crate::model::{Fault, Route};
 use crate::state::SharedState;
-use crate::{api, entra, keyvault};
+use crate::{api, entra, graph, keyvault};
 
 /// Largest request body accepted; every legitimate request is a few kilobytes.
 const MAX_BODY: usize = 256 * 1024;
@@ -27,6 +27,7 @@ pub(crate) enum Service {
     Entra,
     Vault(String),
     Api,
+    Graph,
     Unknown,
 }
 
@@ -35,6 +36,7 @@ impl Service {
         match host {
             "login.localhost" => Self::Entra,
             "api.localhost" => Self::Api,
+            "graph.localhost" => Self::Graph,
             _ => match host.strip_suffix(".vault.localhost") {
                 Some(vault) if !vault.is_empty() && !vault.contains('.') => Self::Vault(vault.to_owned()),
                 _ => Self::Unknown,
@@ -103,6 +105,7 @@ async fn dispatch(State(state): State<SharedState>, request: Request) -> Respons
         Service::Entra => entra::handle(&state, &parts, &body),
         Service::Vault(vault) => keyvault::handle(&state, vault, &parts, &body, route),
         Service::Api => api::handle(&state, &parts, route),
+        Service::Graph => graph::handle(&state, &parts, route),
         Service::Unknown => not_found(&format!("no emulated service at host '{host}'")),
     }
 }
@@ -122,11 +125,16 @@ fn route_of(service: &Service, method: &Method, path: &str, body: &Bytes) -> Opt
         },
         Service::Vault(_) => match (method, segs.as_slice()) {
             (&Method::GET, ["certificates", _, ..]) => Some(Route::GetCertificate),
+            (&Method::GET, ["keys", _, ..]) => Some(Route::GetKey),
             (&Method::POST, ["keys", _, _, "sign"]) => Some(Route::Sign),
             _ => None,
         },
         Service::Api => match (method, segs.as_slice()) {
             (&Method::GET, ["me"]) => Some(Route::Api),
+            _ => None,
+        },
+        Service::Graph => match (method, segs.as_slice()) {
+            (&Method::GET, ["v1.0", entity]) if graph::app_id_of(entity).is_some() => Some(Route::GraphApplication),
             _ => None,
         },
         Service::Unknown => None,
@@ -150,7 +158,8 @@ fn fault_response(state: &SharedState, route: Route, fault: &Fault, headers: &He
     };
     let mut response = match route {
         Route::Token | Route::DeveloperToken | Route::Discovery => entra::transient_error(state, status, headers),
-        Route::GetCertificate | Route::Sign => {
+        Route::GraphApplication => graph::transient_error(status),
+        Route::GetCertificate | Route::Sign | Route::GetKey => {
             let (code, message) = if status == StatusCode::TOO_MANY_REQUESTS {
                 (
                     "Throttled",
@@ -187,6 +196,7 @@ mod tests {
     fn hosts_map_to_services() {
         assert_eq!(Service::from_host("login.localhost"), Service::Entra);
         assert_eq!(Service::from_host("api.localhost"), Service::Api);
+        assert_eq!(Service::from_host("graph.localhost"), Service::Graph);
         assert_eq!(
             Service::from_host("demo.vault.localhost"),
             Service::Vault("demo".into())

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::crypto;
 use crate::error::{EmulatorError, Result};
-use crate::model::{CertificateVersion, Fault, Route, VaultPermissions};
+use crate::model::{CertificateOptions, CertificateVersion, Fault, Route, VaultPermissions};
 
 /// Fixed facts of one running emulator.
 #[derive(Debug, Clone)]
@@ -39,6 +39,10 @@ impl Settings {
 
     pub(crate) fn vault_base(&self, vault: &str) -> String {
         format!("https://{vault}.vault.localhost:{}", self.port)
+    }
+
+    pub(crate) fn graph_base(&self) -> String {
+        format!("https://graph.localhost:{}", self.port)
     }
 
     pub(crate) fn api_url(&self) -> String {
@@ -75,6 +79,15 @@ pub(crate) struct RegisteredCert {
     pub sha1: [u8; 20],
     pub sha256: [u8; 32],
     pub public_key: PKey<Public>,
+    /// The uploaded certificate, which Graph returns as the credential's `key`.
+    pub cer_der: Vec<u8>,
+    /// Graph's `keyId` of the credential.
+    pub key_id: String,
+    /// Graph's `displayName`: the certificate's subject, as the portal names an upload.
+    pub display_name: String,
+    /// Graph's `startDateTime` and `endDateTime`: the certificate's validity, which Entra enforces.
+    pub not_before: OffsetDateTime,
+    pub expires: OffsetDateTime,
 }
 
 pub(crate) struct App {
@@ -90,6 +103,12 @@ pub(crate) struct StoredVersion {
     pub key: PKey<Private>,
     pub subject_cn: String,
     pub created: OffsetDateTime,
+    /// `attributes.enabled` of the certificate and its key: Key Vault refuses to sign with a disabled key.
+    pub enabled: bool,
+    /// The policy's `key_props.exportable` (what the policy says; the key never leaves either way).
+    pub exportable: bool,
+    /// Whether the key's `key_ops` include `sign`.
+    pub sign_allowed: bool,
 }
 
 pub(crate) struct StoredCertificate {
@@ -142,6 +161,8 @@ pub(crate) struct Inner {
     pub forced_token_error: Option<u32>,
     /// `client_id|jti` -> the assertion's `exp`; pruned once it could no longer be accepted.
     pub seen_jti: HashMap<String, i64>,
+    /// While set, Graph refuses the developer with 403 `Authorization_RequestDenied`.
+    pub graph_denied: bool,
 }
 
 /// State shared by the handlers and the [`crate::Emulator`].
@@ -189,6 +210,7 @@ impl Shared {
         vault: &str,
         name: &str,
         subject_cn: Option<&str>,
+        options: &CertificateOptions,
     ) -> Result<CertificateVersion> {
         validate_name("vault", vault, 3, 24)?;
         validate_name("certificate", name, 1, 127)?;
@@ -219,8 +241,11 @@ impl Shared {
             .unwrap_or_else(|_| OffsetDateTime::now_utc());
         // Key Vault's default policy: 12 months validity. Backdated by a few minutes so a
         // client whose clock lags slightly still sees a valid certificate.
-        let not_before = created - time::Duration::minutes(5);
-        let expires = created + time::Duration::days(365);
+        let not_before = options.not_before.unwrap_or(created - time::Duration::minutes(5));
+        let expires = options.expires.unwrap_or(created + time::Duration::days(365));
+        if expires <= not_before {
+            return Err(EmulatorError::InvalidValidity { not_before, expires });
+        }
         let cer_der = crypto::self_signed_certificate(&key, &subject_cn, not_before, expires)?;
         let version = uuid::Uuid::new_v4().simple().to_string();
 
@@ -253,6 +278,9 @@ impl Shared {
             key,
             subject_cn,
             created,
+            enabled: true,
+            exportable: options.exportable,
+            sign_allowed: options.sign_allowed,
         });
         Ok(public)
     }

@@ -18,7 +18,13 @@ use time::{Duration, OffsetDateTime};
 use crate::error::Result;
 
 /// Host names the server certificate covers. `*.vault.localhost` covers every vault.
-pub(crate) const SERVER_DNS_NAMES: [&str; 4] = ["localhost", "login.localhost", "*.vault.localhost", "api.localhost"];
+pub(crate) const SERVER_DNS_NAMES: [&str; 5] = [
+    "localhost",
+    "login.localhost",
+    "*.vault.localhost",
+    "api.localhost",
+    "graph.localhost",
+];
 
 /// What the listener needs (rustls config) and what clients need (the CA certificate).
 pub(crate) struct TlsIdentity {

@@ -3,6 +3,7 @@
 mod agent;
 mod api_key;
 mod demo;
+mod doctor;
 mod env;
 mod key_info;
 mod profile;
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(args) => env::run(args),
         Command::ApiKey(command) => api_key::run(command).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::UserPath(command) => user_path::run(command),
     }
 }

@@ -11,6 +11,7 @@
 
 mod attacks;
 mod demo;
+mod doctor;
 mod keyring;
 mod profiles;
 mod serve;

@@ -3,6 +3,7 @@
 
 mod assertion;
 mod common;
+mod doctor;
 mod engine;
 mod os_keyring;
 mod props;

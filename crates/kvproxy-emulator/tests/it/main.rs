@@ -4,4 +4,5 @@
 mod azure_sdk;
 mod common;
 mod entra;
+mod graph;
 mod keyvault;
