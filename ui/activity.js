@@ -12,6 +12,17 @@ function source(record) {
   return `${record.source} · ${record.action}`;
 }
 
+// The program that asked ("curl (pid 4242)", its path on hover) and below it the name it gave itself (the
+// User-Agent); for the app's own doors, which one.
+function caller(record) {
+  const program = record.program;
+  const who = program
+    ? el("span", { title: program.path ?? program.name }, `${program.name} (pid ${program.pid})`)
+    : el("span", { class: record.source === "http" || record.source === "agent" ? "warn-text" : "", title: record.caller }, record.caller);
+  const named = record.client && record.source === "http" ? el("div", { class: "small muted" }, record.client) : null;
+  return el("td", { class: "small" }, who, named);
+}
+
 async function load() {
   const records = await invoke("activity");
   $("activity-empty").hidden = records.length > 0;
@@ -20,7 +31,7 @@ async function load() {
       el("td", { class: "nowrap" }, localTime(Date.parse(r.time) / 1000)),
       el("td", { class: "mono small" }, source(r)),
       el("td", {}, r.profile ?? "—"),
-      el("td", { class: "small muted" }, r.client ?? "—"),
+      caller(r),
       el("td", {}, el("span", { class: `status s${String(r.status)[0]}` }, String(r.status))),
       el("td", { class: "num" }, `${r.duration_ms} ms`))));
 }

@@ -23,7 +23,31 @@ pub enum Channel {
     Window,
 }
 
-/// Who is asking: the door, what they asked for there, and the program that asked (as it names itself).
+/// A local program, as the operating system knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
+pub struct Program {
+    pub pid: u32,
+    /// The executable's file name (`curl`, `python3.12`, `Postman`).
+    pub name: String,
+    /// The executable's full path, when the system tells it.
+    pub path: Option<String>,
+}
+
+impl std::fmt::Display for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {})", self.name, self.pid)
+    }
+}
+
+/// Which program is at the other end of a door, as far as the operating system says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Program(Program),
+    /// Could not be told; why, in words for the activity view (`a program of another user (uid 1001)`).
+    Unknown(String),
+}
+
+/// Who is asking: the door, what they asked for there, and the program that asked.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub channel: Channel,
@@ -32,6 +56,8 @@ pub struct Caller {
     pub action: String,
     /// HTTP: the `User-Agent`; agent: the CLI; the app's own doors name none.
     pub client: Option<String>,
+    /// The program that asked, for the doors other programs use (HTTP, agent); `None` for the app's own.
+    pub identity: Option<Identity>,
     receipt: Option<Receipt>,
 }
 
@@ -54,11 +80,39 @@ impl Caller {
         (self, receipt)
     }
 
+    /// This caller, known to be `identity`.
+    #[must_use]
+    pub fn identified(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// The program that asked, when it is known.
+    pub fn program(&self) -> Option<&Program> {
+        match &self.identity {
+            Some(Identity::Program(program)) => Some(program),
+            _ => None,
+        }
+    }
+
+    /// Who asked, in a few words: `curl (pid 4242)`, `the tray menu`, or why the program is not known.
+    pub fn who(&self) -> String {
+        match (&self.identity, self.channel) {
+            (Some(Identity::Program(program)), Channel::Agent) => format!("{program} through the kvproxy CLI"),
+            (Some(Identity::Program(program)), _) => program.to_string(),
+            (Some(Identity::Unknown(why)), _) => format!("unidentified program: {why}"),
+            (None, Channel::Tray) => "the tray menu".into(),
+            (None, Channel::Window) => "the window".into(),
+            (None, Channel::Http | Channel::Agent) => "unidentified program".into(),
+        }
+    }
+
     pub fn http(method: &str, route: &str, user_agent: Option<String>) -> Self {
         Self {
             channel: Channel::Http,
             action: format!("{method} {route}"),
             client: user_agent,
+            identity: None,
             receipt: None,
         }
     }
@@ -69,6 +123,7 @@ impl Caller {
             channel: Channel::Agent,
             action: format!("kvproxy {command}"),
             client: Some("kvproxy CLI".into()),
+            identity: None,
             receipt: None,
         }
     }
@@ -78,6 +133,7 @@ impl Caller {
             channel: Channel::Tray,
             action: action.into(),
             client: None,
+            identity: None,
             receipt: None,
         }
     }
@@ -87,6 +143,7 @@ impl Caller {
             channel: Channel::Window,
             action: action.into(),
             client: None,
+            identity: None,
             receipt: None,
         }
     }
@@ -106,6 +163,11 @@ pub struct ActivityRecord {
     pub profile: Option<String>,
     /// The calling program as it names itself (HTTP `User-Agent`, `kvproxy CLI`); none for the app's own doors.
     pub client: Option<String>,
+    /// Who asked, in a few words (`curl (pid 4242)`, `the tray menu`), or why the program is not known.
+    pub caller: String,
+    /// The program that asked, as the operating system knows it (HTTP and CLI callers, when it could be told).
+    /// For the CLI, the program that ran `kvproxy`.
+    pub program: Option<Program>,
     /// HTTP status of the answer, or the status the API would have answered with.
     pub status: u16,
     pub duration_ms: u64,
@@ -127,12 +189,22 @@ impl Activity {
 
     /// Records an answer to `caller` that took since `started`.
     pub fn record(&self, caller: &Caller, profile: Option<&str>, status: u16, started: Instant) {
+        // The log's line of the same record: who, what, the answer; never a token.
+        tracing::info!(
+            target: "kvproxy::activity",
+            "{status} {} profile={} by {}",
+            caller.action,
+            profile.unwrap_or("-"),
+            caller.who()
+        );
         self.push(ActivityRecord {
             time: time::OffsetDateTime::now_utc(),
             source: caller.channel,
             action: caller.action.clone(),
             profile: profile.map(str::to_string),
             client: caller.client.clone(),
+            caller: caller.who(),
+            program: caller.program().cloned(),
             status,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         });

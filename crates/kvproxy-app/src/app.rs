@@ -4,6 +4,7 @@
 
 use crate::activity::{Activity, Caller, Channel};
 use crate::api_key::{ApiKeySource, ApiKeyStore, MIN_API_KEY_LEN, generate_api_key, matches};
+use crate::approval::{Approvals, Approver, CONFIRM_TIMEOUT, ConfirmPolicy};
 use crate::demo::{DemoError, DemoTenant, demo_port_of};
 use crate::profiles::{ProfileCache, Profiles};
 use keyring_core::CredentialStore;
@@ -14,7 +15,7 @@ use kvproxy_core::{
 use parking_lot::RwLock;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How many requests the activity log keeps.
 const ACTIVITY_CAPACITY: usize = 500;
@@ -38,6 +39,10 @@ pub struct AppOptions {
     /// How the .NET routes' ad-hoc requests sign in to Key Vault.
     pub credential: CredentialSource,
     pub demo: DemoPolicy,
+    /// What a `confirm` profile does when a program asks for its token.
+    pub confirm: ConfirmPolicy,
+    /// How long a program waits for the user's answer.
+    pub confirm_timeout: Duration,
 }
 
 impl AppOptions {
@@ -51,6 +56,8 @@ impl AppOptions {
             keyring: None,
             credential: CredentialSource::Auto,
             demo: DemoPolicy::Leave,
+            confirm: ConfirmPolicy::Refuse,
+            confirm_timeout: CONFIRM_TIMEOUT,
         }
     }
 }
@@ -107,6 +114,7 @@ struct Inner {
     /// The port of a demo tenant another process serves (0: none): only whether it still listens is checked.
     shared_demo_port: AtomicU16,
     listener: RwLock<Option<Listener>>,
+    approvals: Approvals,
 }
 
 /// The app. Cheap to clone; clones share everything.
@@ -139,6 +147,7 @@ impl App {
                 demo_known: AtomicBool::new(false),
                 shared_demo_port: AtomicU16::new(0),
                 listener: RwLock::new(None),
+                approvals: Approvals::new(options.confirm, options.confirm_timeout),
             }),
         }
     }
@@ -153,6 +162,21 @@ impl App {
         if let Some(listener) = listener {
             listener(event);
         }
+    }
+
+    /// Who puts a `confirm` profile's question to the user (the desktop app).
+    pub fn set_approver(&self, approver: Arc<dyn Approver>) {
+        self.inner.approvals.set_approver(approver);
+    }
+
+    /// Forgets every program the user allowed, so each is asked again.
+    pub fn forget_approvals(&self) {
+        self.inner.approvals.forget();
+    }
+
+    /// The programs allowed now: (program, profile, time left; `None` until quit).
+    pub fn approvals(&self) -> Vec<(String, String, Option<Duration>)> {
+        self.inner.approvals.granted()
     }
 
     pub fn broker(&self) -> &Broker {
@@ -224,7 +248,17 @@ impl App {
         let result = self
             .on_profile(request.profile, |profile| {
                 let broker = self.inner.broker.clone();
-                async move { broker.token(&profile, request.scope, options).await }
+                let approvals = &self.inner.approvals;
+                async move {
+                    if profile.confirm {
+                        let scope = profile.scope(request.scope)?;
+                        approvals
+                            .check(&profile.name, scope, caller)
+                            .await
+                            .map_err(Error::NotApproved)?;
+                    }
+                    broker.token(&profile, request.scope, options).await
+                }
             })
             .await;
         self.record(caller, request.profile, &result, |t| t.profile.clone(), started);
@@ -502,6 +536,7 @@ pub fn status_of(error: &Error) -> u16 {
         // No such profile, or none named and no default: what is asked for is not here (for the
         // managed-identity routes, "this endpoint has no such identity").
         (Error::ProfileNotFound(_) | Error::NoDefaultProfile, _) => 404,
+        (Error::NotApproved(_), _) => 403,
         (_, ErrorClass::Input) => 400,
         (_, ErrorClass::Auth) => 502,
         (_, ErrorClass::Network) => 504,

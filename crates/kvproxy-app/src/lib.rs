@@ -8,15 +8,17 @@
 pub mod activity;
 pub mod api_key;
 mod app;
+pub mod approval;
 pub mod demo;
 pub mod invocation;
 mod profiles;
 pub mod sdk_env;
 pub mod settings;
 
-pub use activity::{Activity, ActivityRecord, Caller, Channel};
+pub use activity::{Activity, ActivityRecord, Caller, Channel, Identity, Program};
 pub use api_key::{ApiKeySource, ApiKeyStore, generate_api_key, resolve_api_key};
 pub use app::{ApiKeyError, App, AppEvent, AppOptions, DemoPolicy, TokenRequest, status_of};
+pub use approval::{ApprovalRequest, Approver, ConfirmPolicy, Decision, Remember};
 pub use profiles::Profiles;
 
 /// The broker a long-running process wants: key info cached in the OS keyring when there is one (so a restart

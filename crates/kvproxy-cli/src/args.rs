@@ -74,6 +74,12 @@ pub enum ProfileCommand {
     Rm { name: String },
     /// Make a profile the default (used when no profile is named).
     Default { name: String },
+    /// Turn asking before handing out a profile's tokens on or off (see `profile add --confirm`).
+    Confirm {
+        name: String,
+        /// `on` or `off`.
+        state: String,
+    },
     /// Write profiles as TOML (all, or the named ones) to stdout or a file.
     Export {
         names: Vec<String>,
@@ -122,6 +128,10 @@ pub struct ProfileAddArgs {
     pub ca_file: Option<PathBuf>,
     #[arg(long, default_value = "auto", help = values("How to sign in to Key Vault", CredentialSource::VARIANTS))]
     pub credential: String,
+    /// Ask before a token of this profile goes to a program (the API, the CLI through the app): the app
+    /// names the program and waits for Allow or Deny.
+    #[arg(long)]
+    pub confirm: bool,
     /// Replace an existing profile of that name.
     #[arg(long)]
     pub force: bool,
@@ -204,6 +214,10 @@ pub struct ServeArgs {
     /// Allow a non-loopback --bind. Anyone who can reach it and has the API key gets your tokens.
     #[arg(long)]
     pub unsafe_bind: bool,
+    /// Hand out the tokens of profiles set to `confirm` without asking: this server has nobody to ask, so
+    /// without this flag it refuses them (403).
+    #[arg(long)]
+    pub no_confirm: bool,
 }
 
 #[derive(Debug, Args)]

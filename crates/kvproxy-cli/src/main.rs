@@ -12,7 +12,7 @@ fn main() -> std::process::ExitCode {
     if !matches!(args.command, args::Command::Serve(_) | args::Command::Demo(_)) {
         end_quietly_on_closed_stdout();
     }
-    init_logging(args.verbose);
+    init_logging(args.verbose, matches!(args.command, args::Command::Serve(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -42,8 +42,10 @@ fn end_quietly_on_closed_stdout() {
     }
 }
 
-fn init_logging(verbose: u8) {
+/// `serving`: a server's answers are logged by default, one line each (who asked, for what, the status).
+fn init_logging(verbose: u8, serving: bool) {
     let default = match verbose {
+        0 if serving => "warn,kvproxy::activity=info",
         0 => "warn",
         1 => "info,kvproxy=debug",
         _ => "debug",

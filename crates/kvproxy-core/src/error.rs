@@ -80,6 +80,11 @@ pub enum Error {
     #[error("the certificate in Key Vault is unusable: {0}")]
     Certificate(String),
 
+    /// A `confirm` profile's token was not handed out: the user said no, did not answer, or nobody could
+    /// be asked. The message says which, and what to do.
+    #[error("{0}")]
+    NotApproved(String),
+
     #[error("network error calling {target}: {message}")]
     Network { target: String, message: String },
 
@@ -129,7 +134,9 @@ impl Error {
             | Error::CorruptSettingsFile { .. } => ErrorClass::Input,
             Error::Io { .. } | Error::Keyring(_) | Error::Encode { .. } => ErrorClass::Local,
             Error::Entra(e) if e.is_transient() => ErrorClass::Network,
-            Error::Entra(_) | Error::Credential { .. } | Error::Certificate(_) => ErrorClass::Auth,
+            Error::Entra(_) | Error::Credential { .. } | Error::Certificate(_) | Error::NotApproved(_) => {
+                ErrorClass::Auth
+            }
             Error::KeyVault { status, .. } if *status == 429 || *status >= 500 || *status == 0 => ErrorClass::Network,
             Error::KeyVault { .. } => ErrorClass::Auth,
             Error::Network { .. } | Error::Protocol { .. } => ErrorClass::Network,

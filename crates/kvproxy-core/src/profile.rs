@@ -104,6 +104,9 @@ pub struct Profile {
     pub custom_cloud: Option<CustomCloud>,
     #[serde(default)]
     pub credential: CredentialSource,
+    /// Ask the user before a token of this profile goes to a program (the API, the CLI) not yet allowed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm: bool,
 }
 
 /// An app registered in an emulated tenant (the demo tenant, a test's emulator): what a profile of it needs.
@@ -134,6 +137,7 @@ impl Profile {
             cloud: CloudName::Custom,
             custom_cloud: Some(CustomCloud::emulator(app.authority_host, app.ca_file)),
             credential: CredentialSource::Emulator,
+            confirm: false,
         }
     }
 
@@ -802,6 +806,7 @@ mod tests {
             cloud: CloudName::Public,
             custom_cloud: None,
             credential: CredentialSource::Auto,
+            confirm: false,
         }
     }
 

@@ -4,6 +4,7 @@
 //! tokens or tells about them needs the API key, checked by [`require_key`] before the route reads its path,
 //! query or body (the OAuth2 route, whose key may be the form's `client_secret`, asks [`check_key`] itself).
 
+use crate::peer::Connection;
 use crate::problem::ApiError;
 use crate::state::HttpState;
 use axum::extract::{MatchedPath, Request, State};
@@ -32,7 +33,11 @@ pub async fn guard(State(state): State<HttpState>, mut request: Request, next: N
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (caller, receipt) = Caller::http(request.method().as_str(), &route, user_agent).with_receipt();
+    let mut caller = Caller::http(request.method().as_str(), &route, user_agent);
+    if let Some(connection) = request.extensions().get::<Connection>() {
+        caller = caller.identified(connection.identity().await);
+    }
+    let (caller, receipt) = caller.with_receipt();
     request.extensions_mut().insert(caller.clone());
     let started = Instant::now();
     let response = next.run(request).await;

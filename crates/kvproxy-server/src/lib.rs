@@ -11,6 +11,7 @@
 pub mod agent;
 mod guard;
 pub mod openapi;
+pub mod peer;
 mod problem;
 mod routes;
 mod running;

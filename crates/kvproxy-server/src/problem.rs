@@ -111,6 +111,7 @@ impl From<Error> for ApiError {
         let title = match (&e, e.class()) {
             (Error::ProfileNotFound(_), _) => "Profile not found",
             (Error::NoDefaultProfile, _) => "No default profile",
+            (Error::NotApproved(_), _) => "Not approved by the user",
             (_, ErrorClass::Input) => "Invalid request",
             (_, ErrorClass::Auth) => "Entra ID or Key Vault refused the request",
             (_, ErrorClass::Network) => "Entra ID or Key Vault unreachable",

@@ -2,6 +2,7 @@
 
 use crate::guard::{guard, require_key};
 use crate::openapi;
+use crate::peer::Connection;
 use crate::problem::ApiError;
 use crate::routes::{dotnet, misc, msi, oauth2, profiles};
 use crate::state::HttpState;
@@ -203,7 +204,11 @@ async fn serve_listener(listener: TcpListener, app: Router, stop: watch::Receive
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
+        let service = match (stream.peer_addr(), stream.local_addr()) {
+            (Ok(peer), Ok(local)) => app.clone().layer(axum::Extension(Connection::new(peer, local))),
+            _ => app.clone(),
+        };
+        let service = TowerToHyperService::new(service);
         let stop = stop.clone();
         let open = open_rx.clone();
         tokio::spawn(async move {

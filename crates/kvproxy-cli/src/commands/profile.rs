@@ -72,6 +72,25 @@ pub fn run(command: ProfileCommand) -> anyhow::Result<()> {
             store.remove(&name)?;
             eprintln!("removed profile '{name}'");
         }
+        ProfileCommand::Confirm { name, state } => {
+            let on = match state.as_str() {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(
+                        crate::exit::UsageError(format!("`profile confirm` takes on or off, not '{other}'")).into(),
+                    );
+                }
+            };
+            let mut profile = store.get(&name)?;
+            profile.confirm = on;
+            store.save_as(Some(&name), profile)?;
+            if on {
+                eprintln!("'{name}': the app now asks before a program gets its token");
+            } else {
+                eprintln!("'{name}': tokens go to any program with the API key, without asking");
+            }
+        }
         ProfileCommand::Default { name } => {
             store.set_default(&name)?;
             eprintln!("'{name}' is now the default profile");
@@ -147,6 +166,7 @@ fn profile_from_args(args: Box<ProfileAddArgs>) -> anyhow::Result<(Profile, bool
         cloud,
         custom_cloud,
         credential: CredentialSource::parse(&args.credential)?,
+        confirm: args.confirm,
     };
     Ok((profile, args.force, args.default))
 }
@@ -164,6 +184,7 @@ fn profile_json(p: &Profile, is_default: bool) -> serde_json::Value {
         "cloud": p.cloud.as_str(),
         "custom_cloud": p.custom_cloud,
         "credential": p.credential.as_str(),
+        "confirm": p.confirm,
         "demo": p.is_demo(),
     })
 }

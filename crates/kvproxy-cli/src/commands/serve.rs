@@ -1,7 +1,7 @@
 //! `kvproxy serve`: the loopback token API, headless.
 
 use crate::args::ServeArgs;
-use kvproxy_app::{App, AppOptions, DemoPolicy};
+use kvproxy_app::{App, AppOptions, ConfirmPolicy, DemoPolicy};
 use kvproxy_core::CredentialSource;
 use kvproxy_server::agent::{self, AgentServer};
 use kvproxy_server::{BindError, RunningServer, ServerConfig};
@@ -38,6 +38,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         credential: CredentialSource::Auto,
         // The demo tenant is `kvproxy demo`'s (or the app's) to run: a server has no business starting one.
         demo: DemoPolicy::Leave,
+        confirm: if args.no_confirm {
+            ConfirmPolicy::Skip
+        } else {
+            ConfirmPolicy::Refuse
+        },
+        confirm_timeout: kvproxy_app::approval::CONFIRM_TIMEOUT,
     });
     let server = RunningServer::start(app.clone(), &config).await.map_err(|e| match e {
         BindError::NotLoopback(_) => anyhow::Error::new(crate::exit::UsageError(e.to_string())),

@@ -69,6 +69,31 @@ fn read_bytes(path: &std::path::Path) -> Vec<u8> {
 // Happy paths
 
 #[test]
+fn confirm_is_set_at_add_and_turned_on_and_off() {
+    let env = TestEnv::new();
+    run_ok(&mut add(&env, "asking", &[("--confirm", "")]));
+    run_ok(&mut add(&env, "open", &[]));
+    let shown = |name: &str| run_json(env.kvproxy().args(["profile", "show", name, "--json"]));
+    assert_eq!(shown("asking")["confirm"], true);
+    assert_eq!(shown("open")["confirm"], false);
+    let (toml, _) = run_ok(env.kvproxy().args(["profile", "show", "asking"]));
+    assert!(toml.contains("confirm = true"), "{toml}");
+    let (toml, _) = run_ok(env.kvproxy().args(["profile", "show", "open"]));
+    assert!(!toml.contains("confirm"), "off is the default and not written: {toml}");
+
+    let (_, said) = run_ok(env.kvproxy().args(["profile", "confirm", "open", "on"]));
+    assert!(said.contains("asks before a program gets its token"), "{said}");
+    assert_eq!(shown("open")["confirm"], true);
+    run_ok(env.kvproxy().args(["profile", "confirm", "asking", "off"]));
+    assert_eq!(shown("asking")["confirm"], false);
+
+    let error = run_fail(env.kvproxy().args(["profile", "confirm", "asking", "maybe"]), 2);
+    assert!(error.contains("on or off, not 'maybe'"), "{error}");
+    let error = run_fail(env.kvproxy().args(["profile", "confirm", "nosuch", "on"]), 2);
+    assert!(error.contains("no profile named 'nosuch'"), "{error}");
+}
+
+#[test]
 fn add_list_show_default_and_rm() {
     let env = TestEnv::new();
     let (stdout, stderr) = run_ok(&mut add(&env, "api", &[]));
@@ -104,6 +129,7 @@ fn add_list_show_default_and_rm() {
         "cloud": "public",
         "custom_cloud": null,
         "credential": "auto",
+        "confirm": false,
         "demo": false,
     });
     assert_eq!(list_json(&env), vec![expected.clone()]);

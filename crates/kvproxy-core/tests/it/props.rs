@@ -467,6 +467,7 @@ fn valid_profile() -> impl Strategy<Value = Profile> {
                     cloud,
                     custom_cloud,
                     credential,
+                    confirm: false,
                 }
             },
         )
@@ -514,6 +515,7 @@ fn any_profile() -> impl Strategy<Value = Profile> {
                         ca_file: ca.map(Into::into),
                     }),
                     credential,
+                    confirm: false,
                 }
             },
         )

@@ -11,7 +11,7 @@ pub mod protocol;
 #[cfg(unix)]
 mod unix;
 #[cfg(windows)]
-mod windows;
+pub(crate) mod windows;
 
 #[cfg(unix)]
 use unix::open_stream;
@@ -22,7 +22,7 @@ use windows::open_stream;
 #[cfg(windows)]
 pub use windows::{AgentServer, ask, default_socket_path, desktop_socket_path};
 
-use kvproxy_app::{ApiKeyError, App, Caller, Channel, TokenRequest};
+use kvproxy_app::{ApiKeyError, App, Caller, Channel, Identity, TokenRequest};
 use protocol::{
     Envelope, FrameError, Hello, PROTOCOL_VERSION, Request, Response, TokenAnswer, WindowEvent, read_answer,
     read_message, write_message,
@@ -109,11 +109,17 @@ pub enum Outcome {
 /// Answers one request from the app's own operations, so the CLI shares the app's token cache, key info
 /// and key; every failure is an answer too, so the client can print it as its own.
 pub async fn answer(app: &App, envelope: Envelope) -> Response {
-    answer_for(app, None, envelope).await
+    answer_for(app, None, None, envelope).await
 }
 
-/// [`answer`], with the desktop app's window calls when `host` is there.
-pub async fn answer_for(app: &App, host: Option<&Arc<dyn WindowHost>>, envelope: Envelope) -> Response {
+/// [`answer`] for the CLI process `client` (as the system names it), with the desktop app's window calls
+/// when `host` is there.
+pub async fn answer_for(
+    app: &App,
+    host: Option<&Arc<dyn WindowHost>>,
+    client: Option<u32>,
+    envelope: Envelope,
+) -> Response {
     if envelope.protocol != PROTOCOL_VERSION {
         return Response::Unavailable {
             reason: format!(
@@ -144,16 +150,15 @@ pub async fn answer_for(app: &App, host: Option<&Arc<dyn WindowHost>>, envelope:
                 scope: scope.as_deref(),
                 skip_cache: false,
             };
-            match app.token(request, &Caller::agent("token")).await {
+            let caller = Caller::agent("token").identified(cli_caller(client).await);
+            match app.token(request, &caller).await {
                 Ok(token) => Response::Token(TokenAnswer::from(token)),
                 Err(e) => failed(e),
             }
         }
         Request::KeyInfo { profile, refresh } => {
-            match app
-                .key_info(profile.as_deref(), refresh, &Caller::agent("key-info"))
-                .await
-            {
+            let caller = Caller::agent("key-info").identified(cli_caller(client).await);
+            match app.key_info(profile.as_deref(), refresh, &caller).await {
                 Ok((profile, info)) => Response::KeyInfo { profile, info },
                 Err(e) => failed(e),
             }
@@ -188,6 +193,13 @@ pub async fn answer_for(app: &App, host: Option<&Arc<dyn WindowHost>>, envelope:
     }
 }
 
+/// The program that ran the CLI process `client` (reading the system's tables off the async threads).
+async fn cli_caller(client: Option<u32>) -> Identity {
+    tokio::task::spawn_blocking(move || crate::peer::cli_parent(client))
+        .await
+        .unwrap_or_else(|e| Identity::Unknown(format!("the lookup failed ({e})")))
+}
+
 fn no_window() -> Response {
     Response::Unavailable {
         reason: "this agent has no window (it serves the kvproxy CLI only)".into(),
@@ -198,6 +210,7 @@ fn no_window() -> Response {
 pub(crate) async fn serve_stream(
     app: &App,
     host: Option<&Arc<dyn WindowHost>>,
+    client: Option<u32>,
     reader: impl AsyncRead + Unpin,
     mut writer: impl AsyncWrite + Unpin,
 ) -> Result<(), FrameError> {
@@ -220,7 +233,7 @@ pub(crate) async fn serve_stream(
                 None => write_message(&mut writer, &no_window()).await,
             };
         }
-        Ok(Ok(envelope)) => answer_for(app, host, envelope).await,
+        Ok(Ok(envelope)) => answer_for(app, host, client, envelope).await,
     };
     write_message(&mut writer, &response).await
 }

@@ -178,8 +178,9 @@ async fn serve_connection(app: &App, host: Option<&Arc<dyn WindowHost>>, stream:
         tracing::warn!(peer_uid = peer.uid(), "agent: refused a connection from another user");
         return Ok(());
     }
+    let client = peer.pid().and_then(|pid| u32::try_from(pid).ok());
     let (reader, writer) = stream.into_split();
-    serve_stream(app, host, reader, writer).await
+    serve_stream(app, host, client, reader, writer).await
 }
 
 /// Asks the agent at `path`. Never waits longer than [`HELLO_TIMEOUT`] for a sign of life, nor longer than

@@ -216,7 +216,7 @@ async fn serve_connection(
         return Ok(());
     }
     let (reader, writer) = tokio::io::split(pipe);
-    serve_stream(app, host, reader, writer).await
+    serve_stream(app, host, known.then_some(client_pid), reader, writer).await
 }
 
 /// The process at the other end of a client's pipe, if it is one we may talk to: a KeyVault Proxy program
@@ -312,7 +312,7 @@ impl TokenUserBuffer {
 }
 
 /// Whether process `pid` runs as the same user as this process.
-fn same_user(pid: u32) -> std::io::Result<bool> {
+pub(crate) fn same_user(pid: u32) -> std::io::Result<bool> {
     let theirs = TokenUserBuffer::of(open_process(pid)?.0)?;
     // SAFETY: the pseudo handle of this process needs no closing.
     let ours = TokenUserBuffer::of(unsafe { windows_sys::Win32::System::Threading::GetCurrentProcess() })?;
@@ -340,7 +340,7 @@ fn own_sid_string() -> std::io::Result<String> {
 }
 
 /// The full path of process `pid`'s program.
-fn process_image(pid: u32) -> std::io::Result<PathBuf> {
+pub(crate) fn process_image(pid: u32) -> std::io::Result<PathBuf> {
     use std::os::windows::ffi::OsStringExt;
     let process = open_process(pid)?;
     let mut buffer = vec![0u16; 32_768];

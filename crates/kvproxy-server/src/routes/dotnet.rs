@@ -358,6 +358,7 @@ fn adhoc_profile(
         cloud: cloud.name,
         custom_cloud: cloud.custom.clone(),
         credential,
+        confirm: false,
     };
     profile.resolve_in(cloud, url).map_err(|e| dotnet_error(e, by))
 }

@@ -42,7 +42,7 @@ pub struct MsiToken {
 
 /// Managed-identity token for the default profile.
 #[utoipa::path(get, path = "/msi/token", tag = "managed-identity", operation_id = "msi_default_token", params(MsiQuery),
-    responses((status = 200, body = MsiToken), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = MsiToken), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
     security(("identity_header" = []), ("bearer" = []), ("api_key" = [])))]
 pub async fn default_token(
@@ -56,7 +56,7 @@ pub async fn default_token(
 /// Managed-identity token for a named profile.
 #[utoipa::path(get, path = "/msi/{profile}/token", tag = "managed-identity", operation_id = "msi_profile_token",
     params(("profile" = String, Path, description = "Profile name", pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), MsiQuery),
-    responses((status = 200, body = MsiToken), (status = 400, body = Problem), (status = 401, body = Problem),
+    responses((status = 200, body = MsiToken), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 502, body = Problem), (status = 504, body = Problem)),
     security(("identity_header" = []), ("bearer" = []), ("api_key" = [])))]
 pub async fn profile_token(

@@ -47,7 +47,7 @@ pub struct OAuthToken {
 /// RFC 6749 §5.2 error.
 #[derive(Serialize, ToSchema)]
 pub struct OAuthError {
-    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_grant`, `server_error` or `temporarily_unavailable`.
+    /// `invalid_request`, `invalid_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_grant`, `access_denied` (a `confirm` profile the user did not approve), `server_error` or `temporarily_unavailable`.
     pub error: &'static str,
     pub error_description: String,
 }
@@ -80,7 +80,7 @@ fn oauth_error(status: StatusCode, error: &'static str, description: impl Into<S
 /// OAuth2 client credentials: `client_id` = profile name, `client_secret` = API key.
 #[utoipa::path(post, path = "/oauth2/v2.0/token", tag = "oauth2", operation_id = "oauth2_token",
     request_body(content = ClientCredentialsForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = OAuthToken), (status = 400, body = OAuthError), (status = 401, body = OAuthError),
+    responses((status = 200, body = OAuthToken), (status = 400, body = OAuthError), (status = 401, body = OAuthError), (status = 403, body = OAuthError),
         (status = 502, body = OAuthError), (status = 504, body = OAuthError)),
     security((), ("basic" = []), ("bearer" = [])))]
 pub async fn token(
@@ -225,6 +225,7 @@ pub async fn token(
                 (Error::Invalid(fields), _) if fields.get("scope").is_some() => {
                     (StatusCode::BAD_REQUEST, "invalid_scope")
                 }
+                (Error::NotApproved(_), _) => (StatusCode::FORBIDDEN, "access_denied"),
                 (_, ErrorClass::Input) => (StatusCode::BAD_REQUEST, "invalid_request"),
                 (_, ErrorClass::Auth) => (StatusCode::BAD_GATEWAY, "invalid_grant"),
                 (_, ErrorClass::Network) => (StatusCode::GATEWAY_TIMEOUT, "temporarily_unavailable"),

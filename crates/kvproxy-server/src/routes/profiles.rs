@@ -117,7 +117,7 @@ impl<'a> From<&'a IssuedToken> for ProfileToken<'a> {
     responses(
         (status = 200, description = "JSON, or the bare token as text/plain with `format=raw`",
             content((ProfileToken = "application/json"), (String = "text/plain"))),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 502, body = Problem, description = "Entra ID or Key Vault refused"),
         (status = 504, body = Problem, description = "Entra ID or Key Vault unreachable")),
     security(("bearer" = []), ("api_key" = [])))]

@@ -108,6 +108,21 @@ async fn a_cached_token_over_the_agent_costs_no_call_to_azure() {
     // What the agent did shows in the activity log, without a token.
     let activity = ok_json(s.get("/api/activity").send().await.unwrap()).await.to_string();
     assert!(activity.contains(r#""action":"kvproxy token""#), "{activity}");
+    // The CLI only relays: the program recorded is the one that ran it (here, whoever ran this test).
+    #[cfg(target_os = "linux")]
+    {
+        let records: Vec<serde_json::Value> = serde_json::from_str(&activity).unwrap();
+        let agent = records.iter().find(|r| r["source"] == "agent").unwrap();
+        assert_eq!(
+            agent["program"]["pid"],
+            serde_json::json!(std::os::unix::process::parent_id()),
+            "{agent}"
+        );
+        assert!(
+            agent["caller"].as_str().unwrap().ends_with("through the kvproxy CLI"),
+            "{agent}"
+        );
+    }
     assert!(!activity.contains(token.access_token.expose()));
     assert!(
         !format!("{token:?}").contains(token.access_token.expose()),

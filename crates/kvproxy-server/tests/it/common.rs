@@ -3,7 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kvproxy_app::{ApiKeySource, App, AppOptions, DemoPolicy};
+use kvproxy_app::approval::CONFIRM_TIMEOUT;
+use kvproxy_app::{ApiKeySource, App, AppOptions, ConfirmPolicy, DemoPolicy};
 use kvproxy_core::{
     Broker, BrokerOptions, CredentialSource, EmulatedApp, KeyInfoStore, Profile, ProfileStore, RetrySettings,
     SecretString,
@@ -61,6 +62,23 @@ pub fn http_client() -> reqwest::Client {
 
 /// The app the test server serves: the given profiles and key, fast retries, no keyring, no demo tenant.
 pub fn app_of(profiles: ProfileStore, api_key: SecretString, api_key_source: ApiKeySource) -> App {
+    confirming_app(
+        profiles,
+        api_key,
+        api_key_source,
+        ConfirmPolicy::Refuse,
+        CONFIRM_TIMEOUT,
+    )
+}
+
+/// [`app_of`], with `confirm` profiles handled by `confirm`, waiting `timeout` for the user.
+pub fn confirming_app(
+    profiles: ProfileStore,
+    api_key: SecretString,
+    api_key_source: ApiKeySource,
+    confirm: ConfirmPolicy,
+    timeout: Duration,
+) -> App {
     App::new(AppOptions {
         profiles,
         broker: Broker::new(broker_options()),
@@ -69,6 +87,8 @@ pub fn app_of(profiles: ProfileStore, api_key: SecretString, api_key_source: Api
         keyring: None,
         credential: CredentialSource::Auto,
         demo: DemoPolicy::Leave,
+        confirm,
+        confirm_timeout: timeout,
     })
 }
 
@@ -81,6 +101,11 @@ impl TestServer {
     }
 
     pub async fn start() -> TestServer {
+        Self::start_confirming(ConfirmPolicy::Refuse, CONFIRM_TIMEOUT).await
+    }
+
+    /// A server whose app handles `confirm` profiles by `confirm`, waiting `timeout` for the user.
+    pub async fn start_confirming(confirm: ConfirmPolicy, timeout: Duration) -> TestServer {
         let emulator = Emulator::start(EmulatorConfig::default())
             .await
             .expect("emulator starts");
@@ -106,7 +131,7 @@ impl TestServer {
         store.upsert(profile, false).expect("profile saved");
 
         let key = kvproxy_app::generate_api_key().expect("api key");
-        let app = app_of(store, key.clone(), ApiKeySource::Keyring);
+        let app = confirming_app(store, key.clone(), ApiKeySource::Keyring, confirm, timeout);
         let config = ServerConfig {
             port: 0,
             binds: vec![std::net::Ipv4Addr::LOCALHOST.into()],

@@ -4,7 +4,9 @@
 
 mod agent;
 mod attacks;
+mod callers;
 mod common;
+mod confirm;
 mod lockdown;
 mod props;
 mod routes;

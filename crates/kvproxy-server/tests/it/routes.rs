@@ -935,6 +935,10 @@ async fn activity_lists_token_requests_but_never_a_token() {
             "{r}"
         );
         assert_eq!(r["source"], "http", "{r}");
+        // The client is this test process, refused request included.
+        assert_eq!(r["program"]["pid"], json!(std::process::id()), "{r}");
+        let who = format!("(pid {})", std::process::id());
+        assert!(r["caller"].as_str().unwrap_or_default().ends_with(&who), "{r}");
     }
     // Newest first.
     let summary: Vec<(String, Value, u64)> = ours
