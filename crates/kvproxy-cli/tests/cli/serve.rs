@@ -104,6 +104,42 @@ fn serve_answers_tokens_and_stops_cleanly_on_ctrl_c() {
     );
 }
 
+/// Nobody can answer a `confirm` question for a headless server: its tokens are refused over HTTP and to the
+/// CLI through the agent, with how to get them; the CLI's own `--no-agent` signs with the user's sign-in.
+/// Each answer is one log line naming the program that asked.
+#[test]
+fn serve_refuses_confirm_profiles_and_logs_who_asked() {
+    let env = TestEnv::new();
+    let _demo = env.start_demo();
+    run_ok(env.kvproxy().args(["profile", "confirm", "demo", "on"]));
+    let mut server = start_server(&env);
+
+    let line = run_fail(env.kvproxy().args(["token", "demo"]), 3);
+    assert!(line.contains("--no-confirm"), "{line}");
+    let (own, _) = run_ok(env.kvproxy().args(["token", "demo", "--no-agent"]));
+    assert_eq!(own.trim().split('.').count(), 3, "{own}");
+    let (status, body) = http(server.port, "/api/profiles/demo/token", &[("X-Api-Key", KEY)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("nobody can be asked"), "{body}");
+
+    interrupt(&server.child);
+    server.child.wait().unwrap();
+    let mut stderr = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let this_test = format!("(pid {})", std::process::id());
+    assert!(
+        stderr.lines().any(|l| l.contains("403 kvproxy token profile=demo by")
+            && l.ends_with(&format!("{this_test} through the kvproxy CLI"))),
+        "the CLI's request, named by the program that ran it: {stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("403 GET /api/profiles/{name}/token profile=demo by") && l.ends_with(&this_test)),
+        "the HTTP request, named by this test's process: {stderr}"
+    );
+}
+
 #[test]
 fn serve_refuses_a_non_loopback_bind_unless_forced() {
     let env = TestEnv::new();
