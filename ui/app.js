@@ -6,6 +6,7 @@ import "./token.js";
 import "./keyinfo.js";
 import "./activity.js";
 import "./settings.js";
+import "./question.js";
 
 const views = ["profiles", "token", "keyinfo", "activity", "settings"];
 

@@ -17,13 +17,15 @@ let generation = 0;
 function readForm() {
   const data = Object.fromEntries(new FormData(form));
   for (const key of Object.keys(data)) data[key] = String(data[key]);
+  data.confirm = form.elements.namedItem("confirm").checked;
   return data;
 }
 
 function fillForm(values) {
   for (const [key, value] of Object.entries(values)) {
     const input = form.elements.namedItem(key);
-    if (input) input.value = value ?? "";
+    if (input?.type === "checkbox") input.checked = Boolean(value);
+    else if (input) input.value = value ?? "";
   }
   $("custom-cloud").hidden = form.elements.namedItem("cloud").value !== "custom";
 }
@@ -193,7 +195,8 @@ function render(status) {
       },
       el("span", { class: "profile-name" }, p.name,
         p.is_default ? el("span", { class: "badge" }, "default") : null,
-        p.demo ? el("span", { class: "badge demo" }, "demo") : null),
+        p.demo ? el("span", { class: "badge demo" }, "demo") : null,
+        p.confirm ? el("span", { class: "badge", title: "Programs are asked about before they get its token" }, "asks first") : null),
       el("span", { class: "profile-sub" }, p.scope || "no scope")))));
 
   // A profile deleted or renamed elsewhere (the CLI, an editor) leaves the editor.

@@ -8,6 +8,7 @@ use crate::menu;
 use crate::preferences::SettingsForm;
 use crate::state::Desktop;
 use crate::window::WindowProcess;
+use kvproxy_app::Decision;
 use kvproxy_server::agent::WindowHost;
 use kvproxy_server::agent::protocol::WindowEvent;
 use serde::Deserialize;
@@ -84,6 +85,13 @@ pub enum WindowCall {
     Dismiss {
         id: u64,
     },
+    /// The user's answer to a program's request for a `confirm` profile's token.
+    AnswerQuestion {
+        id: u64,
+        decision: Decision,
+    },
+    /// Every program allowed so far is asked again.
+    ForgetApprovals {},
 }
 
 fn json<T: serde::Serialize>(value: T) -> Result<Value, UiError> {
@@ -127,6 +135,11 @@ impl Desktop {
                 }
                 None => Err(UiError::field("action", format!("unknown action '{action}'"))),
             },
+            WindowCall::AnswerQuestion { id, decision } => json(self.answer_question(id, decision)),
+            WindowCall::ForgetApprovals {} => {
+                self.inner.app.forget_approvals();
+                json(())
+            }
             WindowCall::Dismiss { id } => {
                 self.dismiss(id);
                 self.changed();

@@ -30,6 +30,8 @@ pub struct ProfileForm {
     /// Custom clouds only: a CA certificate (PEM) to trust for this cloud.
     pub ca_file: String,
     pub credential: String,
+    /// Ask the user before a program gets this profile's token.
+    pub confirm: bool,
 }
 
 impl ProfileForm {
@@ -61,6 +63,7 @@ impl ProfileForm {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             credential: profile.credential.as_str().into(),
+            confirm: profile.confirm,
         }
     }
 
@@ -99,6 +102,7 @@ impl ProfileForm {
             cloud,
             custom_cloud,
             credential,
+            confirm: self.confirm,
         })
     }
 }

@@ -12,7 +12,10 @@ pub mod inspect;
 pub mod menu;
 mod native_shell;
 mod notify;
+#[cfg(target_os = "linux")]
+mod notify_question;
 pub mod preferences;
+pub mod questions;
 pub mod runtime;
 pub mod shell;
 pub mod state;

@@ -17,6 +17,8 @@ pub struct NativeShell {
     ui: UiSender,
     window: Arc<WindowProcess>,
     clipboard: SecretClipboard,
+    #[cfg(target_os = "linux")]
+    questions: crate::notify_question::NotificationQuestions,
 }
 
 impl NativeShell {
@@ -25,6 +27,8 @@ impl NativeShell {
             ui,
             window,
             clipboard: SecretClipboard::default(),
+            #[cfg(target_os = "linux")]
+            questions: Default::default(),
         }
     }
 
@@ -71,6 +75,20 @@ impl Shell for NativeShell {
         let launcher = Self::login_item()?;
         let result = if enabled { launcher.enable() } else { launcher.disable() };
         result.map_err(|e| format!("could not change start at login: {e}"))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn ask_in_notification(
+        &self,
+        request: &kvproxy_app::ApprovalRequest,
+        answered: crate::questions::Answered,
+    ) -> bool {
+        self.questions.ask(request, answered)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn withdraw_question(&self, id: u64) {
+        self.questions.withdraw(id);
     }
 
     fn open_window(&self) {

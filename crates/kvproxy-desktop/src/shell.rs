@@ -5,6 +5,8 @@
 //! against a shell that records what it was asked to do. The running app's shell is
 //! `native_shell::NativeShell`.
 
+use crate::questions::Answered;
+use kvproxy_app::ApprovalRequest;
 use kvproxy_core::SecretString;
 use std::time::Duration;
 
@@ -22,4 +24,15 @@ pub trait Shell: Send + Sync + 'static {
     fn open_window(&self);
     /// Ends the app (the tray's Quit, the window's Quit button).
     fn quit(&self);
+    /// Puts a `confirm` question in a notification with Allow and Deny buttons and reports the click through
+    /// `answered`; false where notifications have no buttons (the window asks then). May wait on the
+    /// notification service: called off the async threads.
+    fn ask_in_notification(&self, request: &ApprovalRequest, answered: Answered) -> bool {
+        let _ = (request, answered);
+        false
+    }
+    /// Takes back the notification of question `id`: answered elsewhere, or no longer waited for.
+    fn withdraw_question(&self, id: u64) {
+        let _ = id;
+    }
 }

@@ -63,6 +63,8 @@ pub struct ProfileView {
     pub name: String,
     pub is_default: bool,
     pub demo: bool,
+    /// Programs are asked about before they get its token.
+    pub confirm: bool,
     pub tenant: String,
     pub client_id: String,
     pub vault_url: String,
@@ -90,6 +92,8 @@ pub struct StatusView {
     pub tray: bool,
     pub notices: Vec<Notice>,
     pub clipboard_clear_secs: u64,
+    /// Programs waiting for the user's Allow or Deny (profiles set to `confirm`), oldest first.
+    pub questions: Vec<kvproxy_app::ApprovalRequest>,
 }
 
 pub(crate) struct Inner {
@@ -105,6 +109,7 @@ pub(crate) struct Inner {
     notices: Mutex<Vec<Notice>>,
     next_notice: AtomicU64,
     tray: bool,
+    pub(crate) questions: crate::questions::OpenQuestions,
 }
 
 /// Cheap to clone; clones share everything.
@@ -172,6 +177,8 @@ impl Desktop {
             keyring,
             credential: kvproxy_core::CredentialSource::Auto,
             demo: DemoPolicy::Run,
+            confirm: kvproxy_app::ConfirmPolicy::Ask,
+            confirm_timeout: kvproxy_app::approval::confirm_timeout_from_env(),
         });
         let api = ApiListener::new(
             app.clone(),
@@ -192,6 +199,7 @@ impl Desktop {
                 notices: Mutex::new(Vec::new()),
                 next_notice: AtomicU64::new(1),
                 tray,
+                questions: Default::default(),
             }),
         };
         for (title, detail) in warnings {
@@ -204,6 +212,12 @@ impl Desktop {
                 Desktop { inner }.on_app_event(event);
             }
         });
+        desktop
+            .inner
+            .app
+            .set_approver(Arc::new(crate::questions::DesktopApprover(Arc::downgrade(
+                &desktop.inner,
+            ))));
         desktop.reload_profiles();
         desktop
     }
@@ -353,6 +367,7 @@ impl Desktop {
                 name: p.name.clone(),
                 is_default: profiles.is_default(&p.name),
                 demo: p.is_demo(),
+                confirm: p.confirm,
                 tenant: p.tenant.clone(),
                 client_id: p.client_id.clone(),
                 vault_url: p.vault_url.clone(),
@@ -379,6 +394,7 @@ impl Desktop {
             tray: self.inner.tray,
             notices: self.inner.notices.lock().clone(),
             clipboard_clear_secs: settings.clipboard_clear_secs,
+            questions: self.open_questions(),
         }
     }
 

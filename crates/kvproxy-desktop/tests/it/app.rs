@@ -195,6 +195,7 @@ fn public_profile(name: &str) -> Profile {
         cloud: CloudName::Public,
         custom_cloud: None,
         credential: CredentialSource::Auto,
+        confirm: false,
     }
 }
 

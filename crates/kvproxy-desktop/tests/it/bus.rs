@@ -275,13 +275,19 @@ pub fn unescape_mnemonic(label: &str) -> String {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
+    /// The id the server gave it.
+    pub id: u32,
     pub app_name: String,
     pub summary: String,
     pub body: String,
+    /// Its buttons, as (action key, label).
+    pub actions: Vec<(String, String)>,
 }
 
 struct Notifications {
     seen: Arc<Mutex<Vec<Notification>>>,
+    closed: Arc<Mutex<Vec<u32>>>,
+    capabilities: Vec<&'static str>,
 }
 
 #[interface(name = "org.freedesktop.Notifications")]
@@ -298,21 +304,28 @@ impl Notifications {
         hints: HashMap<String, OwnedValue>,
         expire_timeout: i32,
     ) -> u32 {
-        let _ = (app_icon, actions, hints, expire_timeout);
+        let _ = (app_icon, hints, expire_timeout);
         let mut seen = self.seen.lock().unwrap();
+        let id = match replaces_id {
+            0 => seen.len() as u32 + 1,
+            id => id,
+        };
+        let actions = actions
+            .chunks(2)
+            .map(|pair| (pair[0].clone(), pair.get(1).cloned().unwrap_or_default()))
+            .collect();
         seen.push(Notification {
+            id,
             app_name,
             summary,
             body,
+            actions,
         });
-        match replaces_id {
-            0 => seen.len() as u32,
-            id => id,
-        }
+        id
     }
 
     fn get_capabilities(&self) -> Vec<&str> {
-        vec!["body"]
+        self.capabilities.clone()
     }
 
     #[zbus(out_args("name", "vendor", "version", "spec_version"))]
@@ -322,31 +335,63 @@ impl Notifications {
 
     async fn close_notification(&self, id: u32, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) -> fdo::Result<()> {
         const CLOSED_BY_CALL: u32 = 3;
+        self.closed.lock().unwrap().push(id);
         Self::notification_closed(&emitter, id, CLOSED_BY_CALL).await?;
         Ok(())
     }
 
     #[zbus(signal)]
     async fn notification_closed(emitter: &SignalEmitter<'_>, id: u32, reason: u32) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn action_invoked(emitter: &SignalEmitter<'_>, id: u32, action_key: &str) -> zbus::Result<()>;
 }
 
 /// Owns `org.freedesktop.Notifications` while it lives: notify-rust drops notifications nobody owns.
 pub struct NotificationServer {
-    _conn: Connection,
+    conn: Connection,
     seen: Arc<Mutex<Vec<Notification>>>,
+    closed: Arc<Mutex<Vec<u32>>>,
 }
 
+const NOTIFICATIONS_PATH: &str = "/org/freedesktop/Notifications";
+
 impl NotificationServer {
+    /// A server that shows text only, as many minimal ones do.
     pub fn serve(session: &Session) -> NotificationServer {
+        Self::serve_with(session, vec!["body"])
+    }
+
+    /// A server with buttons (the spec's `actions` capability), as GNOME's and KDE's are.
+    pub fn serve_with_buttons(session: &Session) -> NotificationServer {
+        Self::serve_with(session, vec!["actions", "body"])
+    }
+
+    fn serve_with(session: &Session, capabilities: Vec<&'static str>) -> NotificationServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let iface = Notifications { seen: seen.clone() };
-        let conn = serve(
-            session,
-            "org.freedesktop.Notifications",
-            "/org/freedesktop/Notifications",
-            iface,
-        );
-        NotificationServer { _conn: conn, seen }
+        let closed = Arc::new(Mutex::new(Vec::new()));
+        let iface = Notifications {
+            seen: seen.clone(),
+            closed: closed.clone(),
+            capabilities,
+        };
+        let conn = serve(session, "org.freedesktop.Notifications", NOTIFICATIONS_PATH, iface);
+        NotificationServer { conn, seen, closed }
+    }
+
+    /// Clicks the button `action` of notification `id`, as the user would.
+    pub fn click(&self, id: u32, action: &str) {
+        let iface = self
+            .conn
+            .object_server()
+            .interface::<_, Notifications>(NOTIFICATIONS_PATH)
+            .expect("the notification server's interface");
+        zbus::block_on(Notifications::action_invoked(iface.signal_emitter(), id, action)).expect("emit ActionInvoked");
+    }
+
+    /// The notifications the app took back (CloseNotification).
+    pub fn closed(&self) -> Vec<u32> {
+        self.closed.lock().unwrap().clone()
     }
 
     pub fn all(&self) -> Vec<Notification> {

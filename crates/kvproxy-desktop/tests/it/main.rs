@@ -12,6 +12,7 @@ mod commands;
 mod harness_selftest;
 mod install;
 mod measure;
+mod questions;
 mod session;
 mod window;
 mod x11;
