@@ -514,3 +514,68 @@ fn every_view_in_dark() {
     drop(driver);
     drop(tenant);
 }
+
+/// A program asks for the token of a profile that asks first, with the window open and notifications without
+/// buttons: the window shows the question (program, profile, scope), the user picks how long and clicks
+/// Allow, and the waiting request gets its token.
+#[test]
+fn a_question_shows_in_the_window_and_allow_lets_the_program_through() {
+    const KEY: &str = "window-question-key-0123456789-abcdefghijk";
+    let session = Session::start();
+    let _host = TrayHost::serve(&session);
+    let _notifications = NotificationServer::serve(&session);
+    let tenant = Tenant::start(&session);
+    let mut profile = tenant.profile("asking");
+    profile.confirm = true;
+    store(&session).upsert(profile, false).expect("save a confirm profile");
+    let driver = Driver::start(&session, &[("KVPROXY_PORT", "0"), ("KVPROXY_API_KEY", KEY)]);
+    let port = driver._app.api_port();
+
+    runtime().block_on(async {
+        let w = Window {
+            client: driver.connect().await,
+            session: &session,
+            theme: "light",
+        };
+        w.find("//ul[@id='profile-list']//button[contains(., 'asking')][contains(., 'asks first')]")
+            .await;
+        let waiting = std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
+            let request = format!(
+                "GET /api/profiles/asking/token HTTP/1.1\r\nHost: localhost:{port}\r\nX-Api-Key: {KEY}\r\nConnection: close\r\n\r\n"
+            );
+            std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send");
+            let mut answer = String::new();
+            std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
+            answer
+        });
+        let title = w
+            .text("//dialog[@id='question'][@open]//h3[@id='question-title']")
+            .await;
+        assert_eq!(title, "Allow a token for asking?");
+        let question = w.text("//dialog[@id='question'][@open]//p[@id='question-text']").await;
+        assert!(question.contains(&format!("(pid {})", std::process::id())), "{question}");
+        assert!(question.contains("api://"), "{question}");
+        w.screenshot("question").await;
+        w.find("//dialog[@open]//select[@id='question-remember']")
+            .await
+            .select_by_value("15m")
+            .await
+            .expect("choose 15 minutes");
+        w.click("dialog", "Allow").await;
+        let answer = waiting.join().expect("the request thread");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        w.until("the dialog to close", || async {
+            let open = w
+                .client
+                .execute("return document.getElementById('question').open;", vec![])
+                .await
+                .ok()?;
+            (open == serde_json::Value::Bool(false)).then_some(())
+        })
+        .await;
+        w.client.close().await.expect("end the WebDriver session");
+    });
+    drop(driver);
+    drop(tenant);
+}
