@@ -51,8 +51,8 @@ function show(info, refreshed) {
   const warning = $("key-warning");
   warning.hidden = !info.expires_soon;
   warning.textContent = info.days_left < 0
-    ? "This certificate has expired: Entra ID refuses its assertions. Renew it in Key Vault and register the new one on the app."
-    : `This certificate expires in ${info.days_left} days. Renew it in Key Vault and register the new one on the app before then.`;
+    ? `This certificate has expired: Entra ID refuses its assertions. Renew it in Key Vault and upload the new one to the app registration; Check in Profiles (or kvproxy doctor ${info.profile}) confirms it works.`
+    : `This certificate expires in ${info.days_left} days. Renew it in Key Vault and upload the new one to the app registration before then; Check in Profiles (or kvproxy doctor ${info.profile}) confirms it works.`;
   $("key-origin").textContent = refreshed ? "Read from Key Vault just now." : "From the cache (memory or OS keyring); Refresh from Key Vault reads it again.";
 }
 

@@ -59,6 +59,47 @@ function renderEditorChrome() {
   $("duplicate").hidden = !original;
   $("delete").hidden = !original;
   $("set-default").hidden = !original || view?.is_default;
+  $("check-setup").hidden = !original;
+  const expiry = $("expiry-line");
+  expiry.hidden = view?.expires_in_days == null;
+  if (!expiry.hidden) {
+    expiry.textContent = `${expiryText(view)}. Renew the certificate in Key Vault and upload the new version to the app registration; Check (or kvproxy doctor ${original}) confirms the new one works.`;
+  }
+  if (checked !== original) $("check-report").hidden = true;
+}
+
+/** "Certificate expires in 12 days", from the days the app counted. */
+function expiryText(view) {
+  const days = view.expires_in_days;
+  if (new Date(view.certificate_expires) <= new Date()) return "Certificate expired";
+  if (days === 0) return "Certificate expires today";
+  if (days === 1) return "Certificate expires tomorrow";
+  return `Certificate expires in ${days} days`;
+}
+
+/** The profile whose check report is shown. */
+let checked = null;
+
+const STATUS_LABEL = { pass: "Passed", warn: "Warning", fail: "Failed", skip: "Skipped" };
+
+function showReport(report) {
+  const failed = report.steps.filter((s) => s.status === "fail").length;
+  const warned = report.steps.filter((s) => s.status === "warn").length;
+  $("check-summary").textContent = failed
+    ? `${failed} check${failed > 1 ? "s" : ""} failed${warned ? `, ${warned} warning${warned > 1 ? "s" : ""}` : ""}`
+    : warned
+      ? `All checks passed, ${warned} warning${warned > 1 ? "s" : ""}`
+      : `All ${report.steps.length} checks passed`;
+  $("check-steps").replaceChildren(...report.steps.map((step) =>
+    el("li", { class: `check-step ${step.status}` },
+      el("span", { class: `check-status ${step.status}` }, STATUS_LABEL[step.status] ?? step.status),
+      el("div", { class: "check-text" },
+        el("strong", {}, step.title),
+        el("p", { class: "small" }, step.detail),
+        step.fix ? el("p", { class: "small hint-box" }, el("strong", {}, "Fix: "), step.fix) : null))));
+  $("check-report").hidden = false;
+  // The report is below the form: bring it into view, as the user asked for it.
+  $("check-report").scrollIntoView({ block: "start" });
 }
 
 async function check() {
@@ -137,6 +178,26 @@ $("duplicate").addEventListener("click", async () => {
   form.elements.namedItem("name").focus();
 });
 
+$("check-setup").addEventListener("click", async (event) => {
+  const name = editing?.original;
+  if (!name) return;
+  const button = event.target;
+  button.disabled = true;
+  button.textContent = "Checking…";
+  $("editor-status").textContent = "";
+  try {
+    const report = await invoke("check_setup", { name });
+    if (editing?.original !== name) return;
+    checked = name;
+    showReport(report);
+  } catch (error) {
+    $("editor-status").textContent = error.message ?? String(error);
+  } finally {
+    button.disabled = false;
+    button.textContent = "Check";
+  }
+});
+
 $("set-default").addEventListener("click", async () => {
   await invoke("set_default_profile", { name: editing.original })
     .catch((error) => ($("editor-status").textContent = error.message ?? String(error)));
@@ -196,7 +257,8 @@ function render(status) {
       el("span", { class: "profile-name" }, p.name,
         p.is_default ? el("span", { class: "badge" }, "default") : null,
         p.demo ? el("span", { class: "badge demo" }, "demo") : null,
-        p.confirm ? el("span", { class: "badge", title: "Programs are asked about before they get its token" }, "asks first") : null),
+        p.confirm ? el("span", { class: "badge", title: "Programs are asked about before they get its token" }, "asks first") : null,
+        p.expires_in_days != null ? el("span", { class: "badge expiring", title: "Renew it in Key Vault and upload it to the app registration" }, `⚠ ${expiryText(p).toLowerCase()}`) : null),
       el("span", { class: "profile-sub" }, p.scope || "no scope")))));
 
   // A profile deleted or renamed elsewhere (the CLI, an editor) leaves the editor.

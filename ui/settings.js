@@ -56,6 +56,15 @@ $("rotate-key").addEventListener("click", async (event) => {
   }
 });
 
+$("forget-approvals").addEventListener("click", async (event) => {
+  try {
+    await invoke("forget_approvals");
+    flash(event.target, "Forgotten");
+  } catch (error) {
+    flash(event.target, error.message ?? String(error));
+  }
+});
+
 $("copy-env").addEventListener("click", async (event) => {
   try {
     await invoke("copy_sdk_environment", { profile: null, shell: $("s-shell").value });

@@ -306,6 +306,27 @@ impl Broker {
         self.certificate_key_info(&profile.vault_certificate(), refresh).await
     }
 
+    /// The profile's key info if it is known already (memory, then the OS keyring), never asking Key Vault:
+    /// for looks that must cost nothing, like the desktop's check of certificates about to expire.
+    pub async fn cached_key_info(&self, profile: &ValidProfile) -> Option<KeyInfo> {
+        let target = profile.vault_certificate();
+        let vault_url = target.vault_root().as_str();
+        let certificate = target.certificate();
+        let id = KeyInfo::cache_id(vault_url, certificate);
+        if let Some(info) = self.inner.key_info.lock().get(&id).cloned() {
+            return Some(info);
+        }
+        let info = self
+            .inner
+            .options
+            .key_info_store
+            .load(vault_url, certificate)
+            .await
+            .ok()??;
+        self.inner.key_info.lock().insert(id, info.clone());
+        Some(info)
+    }
+
     /// Key info for any certificate on an allowed vault, from the same caches as [`Broker::key_info`] (the
     /// .NET proxy's `kv-key-info` route names a vault and a certificate, no profile).
     pub async fn certificate_key_info(&self, certificate: &VaultCertificate, refresh: bool) -> Result<KeyInfo> {

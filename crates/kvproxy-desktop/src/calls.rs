@@ -92,6 +92,10 @@ pub enum WindowCall {
     },
     /// Every program allowed so far is asked again.
     ForgetApprovals {},
+    /// `kvproxy doctor`'s checks for a saved profile.
+    CheckSetup {
+        name: String,
+    },
 }
 
 fn json<T: serde::Serialize>(value: T) -> Result<Value, UiError> {
@@ -136,6 +140,7 @@ impl Desktop {
                 None => Err(UiError::field("action", format!("unknown action '{action}'"))),
             },
             WindowCall::AnswerQuestion { id, decision } => json(self.answer_question(id, decision)),
+            WindowCall::CheckSetup { name } => json(self.check_setup(&name).await?),
             WindowCall::ForgetApprovals {} => {
                 self.inner.app.forget_approvals();
                 json(())

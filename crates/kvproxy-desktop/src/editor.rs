@@ -200,5 +200,7 @@ impl Desktop {
     /// The file watcher would notice too, but the window should not wait for it.
     fn after_profiles_change(&self) {
         self.changed();
+        // A profile renamed, removed or pointed at another certificate changes what is flagged.
+        self.check_expiry_soon();
     }
 }

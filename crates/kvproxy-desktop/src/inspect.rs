@@ -10,9 +10,6 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// A certificate closer than this to its end gets a warning: time to renew and register the new one.
-const EXPIRY_WARNING_DAYS: i64 = 30;
-
 /// One row of a decoded header or claims table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -111,6 +108,7 @@ impl Desktop {
             skip_cache,
         };
         let token = self.app().token(request, &Caller::window("Get token")).await?;
+        self.check_expiry_soon();
         let jwt = token.access_token.expose();
         Ok(TokenView {
             profile: token.profile.clone(),
@@ -138,7 +136,26 @@ impl Desktop {
             .app()
             .key_info(Some(name), refresh, &Caller::window("Key info"))
             .await?;
+        self.check_expiry_soon();
         Ok(key_info_view(&name, &info, OffsetDateTime::now_utc()))
+    }
+
+    /// `kvproxy doctor`'s checks for the saved profile `name`: each step tried afresh, nothing cached, so a
+    /// fix shows at once. An unknown or unreadable profile is the error; anything that fails after that is
+    /// a step of the report.
+    pub async fn check_setup(&self, name: &str) -> Result<kvproxy_core::DoctorReport, UiError> {
+        let profile = self.app().profile(Some(name))?;
+        if profile.is_demo() {
+            // The demo tenant runs on demand, and asking for key info is what starts it. Its error is
+            // dropped: the doctor's own steps say what is wrong, with the fix.
+            let _ = self.app().key_info(Some(name), false, &Caller::window("Check")).await;
+        }
+        let report = kvproxy_core::diagnose(&profile, &kvproxy_core::DoctorOptions::default()).await;
+        crate::say(format!(
+            "check: {name}: {}",
+            if report.passed() { "passed" } else { "failed" }
+        ));
+        Ok(report)
     }
 
     /// Copies a secret the window shows (a token) the way the tray copies one: marked as secret and cleared
@@ -166,7 +183,8 @@ impl Desktop {
 }
 
 fn key_info_view(profile: &str, info: &KeyInfo, now: OffsetDateTime) -> KeyInfoView {
-    let days_left = (info.expires - now).whole_days();
+    // The same count and threshold as the profile list's flag, so the two never disagree.
+    let days_left = crate::expiry::days_left(info.expires, now);
     KeyInfoView {
         profile: profile.to_string(),
         key_id: info.key_id.clone(),
@@ -179,7 +197,7 @@ fn key_info_view(profile: &str, info: &KeyInfo, now: OffsetDateTime) -> KeyInfoV
         not_before: info.not_before.format(&Rfc3339).unwrap_or_default(),
         expires: info.expires.format(&Rfc3339).unwrap_or_default(),
         days_left,
-        expires_soon: days_left < EXPIRY_WARNING_DAYS,
+        expires_soon: crate::expiry::flagged(info.expires, now),
     }
 }
 

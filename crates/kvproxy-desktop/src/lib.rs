@@ -8,6 +8,7 @@ mod calls;
 mod clipboard;
 pub mod editor;
 pub mod error;
+pub mod expiry;
 pub mod inspect;
 pub mod menu;
 mod native_shell;
@@ -96,6 +97,7 @@ pub fn run() -> anyhow::Result<()> {
             None
         }
     };
+    desktop.watch_expiry();
     let asked = std::env::args().any(|arg| arg == "--window");
     // `--no-window`: straight to the tray even on a first start (a login item, a script, the window's tests).
     let quiet = std::env::args().any(|arg| arg == "--no-window");

@@ -32,6 +32,11 @@ pub fn token_copied(profile: &str, expires_on: OffsetDateTime) -> String {
     )
 }
 
+/// A moment as the user's clock and calendar show it: `Mon 4 Jan 2027 14:00`.
+pub fn local_date_time(at: OffsetDateTime) -> String {
+    to_local(at).format("%a %-d %b %Y %H:%M").to_string()
+}
+
 fn to_local(at: OffsetDateTime) -> DateTime<Local> {
     DateTime::<Local>::from(std::time::SystemTime::from(at))
 }

@@ -65,6 +65,10 @@ pub struct ProfileView {
     pub demo: bool,
     /// Programs are asked about before they get its token.
     pub confirm: bool,
+    /// When its certificate expires (RFC 3339), only when that is within 30 days.
+    pub certificate_expires: Option<String>,
+    /// Whole days left until then (negative once expired), only when within 30 days.
+    pub expires_in_days: Option<i64>,
     pub tenant: String,
     pub client_id: String,
     pub vault_url: String,
@@ -110,6 +114,11 @@ pub(crate) struct Inner {
     next_notice: AtomicU64,
     tray: bool,
     pub(crate) questions: crate::questions::OpenQuestions,
+    /// Profiles whose certificate ends within 30 days, and when.
+    pub(crate) expiring: Mutex<std::collections::BTreeMap<String, time::OffsetDateTime>>,
+    /// Which day each of them was last told in a notification.
+    pub(crate) expiry_notices: crate::expiry::NoticeBook,
+    pub(crate) expiry_check: tokio::sync::Mutex<()>,
 }
 
 /// Cheap to clone; clones share everything.
@@ -200,6 +209,9 @@ impl Desktop {
                 next_notice: AtomicU64::new(1),
                 tray,
                 questions: Default::default(),
+                expiring: Mutex::new(Default::default()),
+                expiry_notices: crate::expiry::NoticeBook::load(config_dir.join("expiry-notices.json")),
+                expiry_check: tokio::sync::Mutex::new(()),
             }),
         };
         for (title, detail) in warnings {
@@ -368,6 +380,12 @@ impl Desktop {
                 is_default: profiles.is_default(&p.name),
                 demo: p.is_demo(),
                 confirm: p.confirm,
+                certificate_expires: self
+                    .expiring(&p.name)
+                    .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok()),
+                expires_in_days: self
+                    .expiring(&p.name)
+                    .map(|at| crate::expiry::days_left(at, time::OffsetDateTime::now_utc())),
                 tenant: p.tenant.clone(),
                 client_id: p.client_id.clone(),
                 vault_url: p.vault_url.clone(),
@@ -531,6 +549,7 @@ impl Desktop {
             None => String::new(),
         };
         self.notify(&notify::token_copied(name, token.expires_on), &body);
+        self.check_expiry_soon();
         crate::say(format!(
             "copied: token for {name}{}",
             if token.from_cache { " (cached)" } else { "" }

@@ -46,6 +46,8 @@ pub fn start(desktop: Desktop) -> notify::Result<notify::RecommendedWatcher> {
                 crate::runtime::spawn(async move {
                     if read {
                         desktop.demo_if_saved().await;
+                        // A profile the CLI added or pointed at another certificate may be one to flag.
+                        desktop.check_expiry().await;
                     }
                     desktop.changed();
                 });

@@ -550,3 +550,155 @@ async fn the_window_s_wire_commands_reach_the_same_desktop() {
         );
     }
 }
+
+/// The window's Check: `kvproxy doctor`'s report for a saved profile, every step; an unknown profile is the
+/// error the window shows. The answers to a program's question arrive the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_runs_every_step_and_questions_are_answered_over_the_wire() {
+    let w = World::start().await;
+    w.save("api");
+    let d = &w.desktop;
+    let call = |command: &str, args: serde_json::Value| serde_json::json!({ "command": command, "args": args });
+
+    let report = d
+        .answer_window_json(call("check_setup", serde_json::json!({ "name": "api" })))
+        .await
+        .unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["pass"; 8], "{report}");
+    assert!(!report.to_string().contains("eyJ"), "no token in the report");
+    let error = d
+        .answer_window_json(call("check_setup", serde_json::json!({ "name": "nope" })))
+        .await
+        .unwrap_err();
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("nope")), "{error}");
+
+    // No question is open: an answer to one is refused quietly (false), and the status lists none.
+    let answered = d
+        .answer_window_json(call(
+            "answer_question",
+            serde_json::json!({ "id": 7, "decision": { "decision": "allow", "remember": "15m" } }),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(answered, false);
+    assert_eq!(d.status().questions.len(), 0);
+    let wrong = d
+        .answer_window_json(call(
+            "answer_question",
+            serde_json::json!({ "id": 7, "decision": { "decision": "allow", "remember": "forever" } }),
+        ))
+        .await
+        .unwrap_err();
+    assert!(error_text(&wrong).contains("forever"), "{wrong}");
+    d.answer_window_json(call("forget_approvals", serde_json::json!({})))
+        .await
+        .unwrap();
+}
+
+fn error_text(error: &serde_json::Value) -> String {
+    error["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// A certificate that ends within 30 days: after a token, the profile is flagged in the status with the days
+/// left, and the shell got one notification; looking again the same day adds none, and a profile whose
+/// certificate has a year left is not flagged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_ending_within_thirty_days_is_flagged_and_told_once_a_day() {
+    let w = World::start().await;
+    w.save("api");
+    let short = w.emulator.create_certificate_with(
+        VAULT,
+        "short-cert",
+        "kvproxy-short",
+        &kvproxy_emulator::CertificateOptions {
+            expires: Some(time::OffsetDateTime::now_utc() + time::Duration::days(10)),
+            ..Default::default()
+        },
+    );
+    w.emulator.register_certificate(&w.client_id, &short);
+    let mut form = ProfileForm::of(&w.profile("short"));
+    form.certificate = "short-cert".into();
+    w.desktop.save_profile(&form, None).expect("save short");
+    let d = &w.desktop;
+    d.get_token("short", None, false).await.expect("a token for short");
+    d.get_token("api", None, false).await.expect("a token for api");
+
+    d.check_expiry().await;
+    let expiring = |name: &str| {
+        let status = d.status();
+        let view = status
+            .profiles
+            .into_iter()
+            .find(|p| p.name == name)
+            .expect("the profile");
+        (view.expires_in_days, view.certificate_expires)
+    };
+    let (days, expires) = expiring("short");
+    assert_eq!(days, Some(9), "10 days less the moments since, rounded down");
+    assert!(expires.is_some());
+    assert_eq!(expiring("api"), (None, None), "a year left is not flagged");
+    let told = || {
+        w.shell
+            .notifications
+            .lock()
+            .iter()
+            .filter(|(summary, _)| summary.starts_with("Certificate for"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let notices = told();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].0, "Certificate for short expires in 9 days");
+    assert!(notices[0].1.contains("kvproxy doctor short"), "{notices:?}");
+
+    d.check_expiry().await;
+    assert_eq!(told().len(), 1, "at most once a day");
+    let book = std::fs::read_to_string(w.dir.path().join("expiry-notices.json")).expect("the notices book");
+    assert!(book.contains("\"short\""), "{book}");
+
+    // A restart the same day (a new app over the same config dir and keyring-less caches filled again by a
+    // token) tells nothing new: the book on disk remembers the day.
+    let restarted = Desktop::new(
+        w.shell.clone(),
+        DesktopOptions {
+            config_dir: w.dir.path().to_path_buf(),
+            keyring: None,
+            tray: true,
+            env_overrides: false,
+            demo_port: 0,
+        },
+    );
+    restarted
+        .get_token("short", None, false)
+        .await
+        .expect("a token after the restart");
+    restarted.check_expiry().await;
+    assert_eq!(told().len(), 1, "not again after a restart the same day");
+
+    // The next day, by the clock handed in, it is told again, a day closer.
+    let tomorrow = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    d.check_expiry_at(tomorrow).await;
+    let notices = told();
+    assert_eq!(notices.len(), 2, "{notices:?}");
+    assert_eq!(notices[1].0, "Certificate for short expires in 8 days");
+
+    // Notifications turned off: still flagged in the window, but the tray says nothing.
+    d.save_settings(SettingsForm {
+        port: 0,
+        clipboard_clear_secs: 30,
+        notifications: false,
+        autostart: None,
+    })
+    .await
+    .expect("notifications off");
+    d.check_expiry_at(tomorrow + time::Duration::days(1)).await;
+    assert_eq!(told().len(), 2, "no notice with notifications off");
+    assert!(expiring("short").0.is_some(), "still flagged");
+}

@@ -254,11 +254,16 @@ impl Window<'_> {
     /// The window as X11 shows it. Not WebDriver's screenshot command: WebKitWebDriver's snapshot can wait
     /// forever for a paint under Xvfb without GL.
     async fn screenshot(&self, view: &str) {
-        // Let the view settle (fonts, the countdown's first tick) so the picture shows what a user sees.
         let _ = self
             .client
             .execute("document.querySelector('main').scrollTo(0, 0);", vec![])
             .await;
+        self.screenshot_where_it_is(view).await;
+    }
+
+    /// [`Self::screenshot`] without scrolling back to the top: for what the page itself scrolled to.
+    async fn screenshot_where_it_is(&self, view: &str) {
+        // Let the view settle (fonts, the countdown's first tick) so the picture shows what a user sees.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let (id, _) = x11::windows(self.session)
             .into_iter()
@@ -436,6 +441,17 @@ fn the_window_manages_profiles_shows_tokens_and_rotates_the_key() {
             .click()
             .await
             .expect("select api");
+        // Check: every step of a token tried afresh, each shown with its status in words.
+        w.click("profiles", "Check").await;
+        let summary = w.text("//section[@id='check-report'][not(@hidden)]//h3").await;
+        assert_eq!(summary, "All 8 checks passed");
+        let steps = w
+            .client
+            .find_all(Locator::XPath("//ol[@id='check-steps']/li[contains(@class, 'pass')]"))
+            .await
+            .expect("the report's steps");
+        assert_eq!(steps.len(), 8);
+        w.screenshot_where_it_is("check").await;
         // Delete asks first; Escape says no.
         w.click("profiles", "Delete").await;
         w.button("dialog", "Cancel").await;
