@@ -182,17 +182,23 @@ $("check-setup").addEventListener("click", async (event) => {
   const name = editing?.original;
   if (!name) return;
   const button = event.target;
+  const report = $("check-report");
   button.disabled = true;
   button.textContent = "Checking…";
+  // A report still shown is from the last run: marked as such until the new one replaces it.
+  report.setAttribute("aria-busy", "true");
   $("editor-status").textContent = "";
   try {
-    const report = await invoke("check_setup", { name });
+    const answer = await invoke("check_setup", { name });
     if (editing?.original !== name) return;
     checked = name;
-    showReport(report);
+    showReport(answer);
   } catch (error) {
-    $("editor-status").textContent = error.message ?? String(error);
+    if (editing?.original !== name) return;
+    report.hidden = true;
+    $("editor-status").textContent = `Check could not run: ${error.message ?? String(error)}`;
   } finally {
+    report.removeAttribute("aria-busy");
     button.disabled = false;
     button.textContent = "Check";
   }
@@ -257,9 +263,13 @@ function render(status) {
       el("span", { class: "profile-name" }, p.name,
         p.is_default ? el("span", { class: "badge" }, "default") : null,
         p.demo ? el("span", { class: "badge demo" }, "demo") : null,
-        p.confirm ? el("span", { class: "badge", title: "Programs are asked about before they get its token" }, "asks first") : null,
-        p.expires_in_days != null ? el("span", { class: "badge expiring", title: "Renew it in Key Vault and upload it to the app registration" }, `⚠ ${expiryText(p).toLowerCase()}`) : null),
-      el("span", { class: "profile-sub" }, p.scope || "no scope")))));
+        p.confirm ? el("span", { class: "badge", title: "Programs are asked about before they get its token" }, "asks first") : null),
+      el("span", { class: "profile-sub" }, p.scope || "no scope"),
+      // Its own line: the warning is longer than a badge, and must not squeeze the name.
+      p.expires_in_days != null
+        ? el("span", { class: "profile-warn", title: "Renew it in Key Vault and upload the new one to the app registration" },
+          `⚠ ${expiryText(p).toLowerCase()}`)
+        : null))));
 
   // A profile deleted or renamed elsewhere (the CLI, an editor) leaves the editor.
   if (current && !status.profiles.some((p) => p.name === current)) {
