@@ -359,12 +359,6 @@ impl App {
         result
     }
 
-    /// The profile, with the demo tenant running when it is the demo profile and this app runs it: what a
-    /// check of the setup needs before it tries each step.
-    pub async fn profile_ready(&self, name: Option<&str>) -> Result<Arc<ValidProfile>> {
-        self.ready_profile(name).await
-    }
-
     /// The profile, with the demo tenant running when it is the demo profile and this app runs it.
     async fn ready_profile(&self, name: Option<&str>) -> Result<Arc<ValidProfile>> {
         let profile = self.profile(name)?;
