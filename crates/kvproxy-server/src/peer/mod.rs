@@ -38,6 +38,11 @@ impl Connection {
         if let Some(identity) = self.identity.get() {
             return identity.clone();
         }
+        if table_too_slow() {
+            return Identity::Unknown(
+                "not looked up under Wine (its connection table is too slow to read per request)".into(),
+            );
+        }
         let connection = self.clone();
         let looked_up = tokio::task::spawn_blocking(move || {
             connection
@@ -47,6 +52,19 @@ impl Connection {
         })
         .await;
         looked_up.unwrap_or_else(|e| Identity::Unknown(format!("the lookup failed ({e})")))
+    }
+}
+
+/// True where reading the connection table per request would cost too much (Wine), so the API records its
+/// callers as unknown there.
+pub fn table_too_slow() -> bool {
+    #[cfg(windows)]
+    {
+        system::table_too_slow()
+    }
+    #[cfg(not(windows))]
+    {
+        false
     }
 }
 

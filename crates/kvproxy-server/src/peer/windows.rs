@@ -5,6 +5,8 @@ use super::program_name;
 use crate::agent::windows::{process_image, same_user};
 use kvproxy_app::{Identity, Program};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use windows_sys::Win32::Foundation::{CloseHandle, INVALID_HANDLE_VALUE, NO_ERROR};
 use windows_sys::Win32::NetworkManagement::IpHelper::{
     GetExtendedTcpTable, MIB_TCP6ROW_OWNER_PID, MIB_TCPROW_OWNER_PID, TCP_TABLE_OWNER_PID_CONNECTIONS,
@@ -16,8 +18,26 @@ use windows_sys::Win32::System::Diagnostics::ToolHelp::{
 
 const ERROR_INSUFFICIENT_BUFFER: u32 = 122;
 
+/// True under Wine, whose connection table names each socket's process by scanning every process's files
+/// on each reading: seconds per request with a few hundred connections open, where Windows answers in
+/// well under a millisecond. The API then does not look callers up per request (the CLI's pipe still
+/// names its client).
+pub fn table_too_slow() -> bool {
+    static WINE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WINE.get_or_init(|| {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+        let ntdll: Vec<u16> = "ntdll.dll".encode_utf16().chain(Some(0)).collect();
+        // SAFETY: a NUL-terminated name; ntdll is loaded in every process, and the handle needs no release.
+        let module = unsafe { GetModuleHandleW(ntdll.as_ptr()) };
+        // SAFETY: a NUL-terminated export name on a module handle just obtained (or null, which fails).
+        !module.is_null() && unsafe { GetProcAddress(module, c"wine_get_version".as_ptr().cast()) }.is_some()
+    })
+}
+
 pub fn tcp_client(peer: SocketAddr, local: SocketAddr) -> Identity {
     let owner = match owner_of(peer, local) {
+        // Process 0 is the system's idle process, never a client: the table did not name the owner.
+        Ok(Some(0)) => return Identity::Unknown("Windows did not name the connection's process".into()),
         Ok(Some(pid)) => pid,
         Ok(None) => return Identity::Unknown("the connection had closed before it could be looked up".into()),
         Err(e) => return Identity::Unknown(format!("Windows did not say who holds the connection ({e})")),
@@ -50,24 +70,70 @@ fn program(pid: u32) -> Identity {
     }
 }
 
+/// One reading of a family's connection table: (local address, remote address, owning process).
+struct Snapshot {
+    taken: Instant,
+    rows: Vec<(SocketAddr, SocketAddr, u32)>,
+}
+
+/// How long a reading answers for connections it lists. Connections that open at once (a client's burst)
+/// are then looked up in one reading rather than one each: reading the table costs far more than a lookup
+/// in it (under Wine, seconds when hundreds of connections are open). A listed connection's owner cannot
+/// change within this time, and one the reading does not list makes a new reading.
+const FRESH: Duration = Duration::from_secs(1);
+
+/// The last reading per family (IPv4, IPv6). Its lock also makes concurrent lookups share one reading.
+static SNAPSHOTS: [Mutex<Option<Snapshot>>; 2] = [Mutex::new(None), Mutex::new(None)];
+
 /// The owning process of the client's end: the row whose local address is `peer` and remote is `local`.
 fn owner_of(peer: SocketAddr, local: SocketAddr) -> std::io::Result<Option<u32>> {
-    if peer.is_ipv4() {
+    let find = |snapshot: &Snapshot| {
+        snapshot
+            .rows
+            .iter()
+            .find(|(row_local, row_remote, _)| *row_local == peer && *row_remote == local)
+            .map(|(_, _, pid)| *pid)
+    };
+    let slot = &SNAPSHOTS[usize::from(peer.is_ipv6())];
+    let mut last = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(snapshot) = last.as_ref().filter(|s| s.taken.elapsed() < FRESH)
+        && let Some(pid) = find(snapshot)
+    {
+        return Ok(Some(pid));
+    }
+    let snapshot = Snapshot {
+        taken: Instant::now(),
+        rows: read_table(peer.is_ipv4())?,
+    };
+    let owner = find(&snapshot);
+    *last = Some(snapshot);
+    Ok(owner)
+}
+
+/// The whole table of one family, as (local, remote, owner) rows.
+fn read_table(ipv4_family: bool) -> std::io::Result<Vec<(SocketAddr, SocketAddr, u32)>> {
+    if ipv4_family {
         let table = tcp_table(AF_INET)?;
         Ok(rows::<MIB_TCPROW_OWNER_PID>(&table)
-            .find(|row| {
-                endpoint(ipv4(row.dwLocalAddr), row.dwLocalPort) == peer
-                    && endpoint(ipv4(row.dwRemoteAddr), row.dwRemotePort) == local
+            .map(|row| {
+                (
+                    endpoint(ipv4(row.dwLocalAddr), row.dwLocalPort),
+                    endpoint(ipv4(row.dwRemoteAddr), row.dwRemotePort),
+                    row.dwOwningPid,
+                )
             })
-            .map(|row| row.dwOwningPid))
+            .collect())
     } else {
         let table = tcp_table(AF_INET6)?;
         Ok(rows::<MIB_TCP6ROW_OWNER_PID>(&table)
-            .find(|row| {
-                endpoint(Ipv6Addr::from(row.ucLocalAddr).into(), row.dwLocalPort) == peer
-                    && endpoint(Ipv6Addr::from(row.ucRemoteAddr).into(), row.dwRemotePort) == local
+            .map(|row| {
+                (
+                    endpoint(Ipv6Addr::from(row.ucLocalAddr).into(), row.dwLocalPort),
+                    endpoint(Ipv6Addr::from(row.ucRemoteAddr).into(), row.dwRemotePort),
+                    row.dwOwningPid,
+                )
             })
-            .map(|row| row.dwOwningPid))
+            .collect())
     }
 }
 

@@ -75,6 +75,13 @@ async fn an_allowed_program_is_asked_once_and_remembered() {
     let question = &asked[0];
     assert_eq!((question.profile.as_str(), question.scope.as_str()), (PROFILE, SCOPE));
     assert_eq!(question.source, Channel::Http);
+    if kvproxy_server::peer::table_too_slow() {
+        // Under Wine the caller is not looked up: a program not named is asked about every time.
+        assert_eq!(question.program, None);
+        ok_json(profile_token(&s).send().await.unwrap()).await;
+        assert_eq!(user.asked().len(), 2, "an unnamed program is not remembered");
+        return;
+    }
     let program = question.program.as_ref().expect("the asking program is named");
     assert_eq!(program.pid, std::process::id(), "this test process asked");
     assert!(
@@ -108,6 +115,10 @@ async fn an_allowed_program_is_asked_once_and_remembered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_asking_twice_at_once_is_asked_about_once() {
+    if kvproxy_server::peer::table_too_slow() {
+        eprintln!("under Wine callers are not named, and only a named program's questions are shared");
+        return;
+    }
     let s = confirming_server(ConfirmPolicy::Ask, CONFIRM_TIMEOUT).await;
     let user = Arc::new(ScriptedUser {
         answer: Some(Decision::Allow(Remember::Minutes15)),
@@ -160,7 +171,9 @@ async fn deny_and_no_answer_are_403_and_oauth2_access_denied() {
         .filter(|r| r["status"] == json!(403))
         .collect();
     assert_eq!(refused.len(), 3, "{activity}");
-    assert!(refused.iter().all(|r| r["program"]["pid"] == json!(std::process::id())));
+    if !kvproxy_server::peer::table_too_slow() {
+        assert!(refused.iter().all(|r| r["program"]["pid"] == json!(std::process::id())));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -935,7 +935,11 @@ async fn activity_lists_token_requests_but_never_a_token() {
             "{r}"
         );
         assert_eq!(r["source"], "http", "{r}");
-        // The client is this test process, refused request included.
+        // The client is this test process, refused request included (under Wine: said to be unknown, why).
+        if kvproxy_server::peer::table_too_slow() {
+            assert!(r["caller"].as_str().unwrap_or_default().contains("Wine"), "{r}");
+            continue;
+        }
         assert_eq!(r["program"]["pid"], json!(std::process::id()), "{r}");
         let who = format!("(pid {})", std::process::id());
         assert!(r["caller"].as_str().unwrap_or_default().ends_with(&who), "{r}");
