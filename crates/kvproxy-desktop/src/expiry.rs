@@ -25,9 +25,10 @@ pub fn days_left(expires: OffsetDateTime, now: OffsetDateTime) -> i64 {
     (expires - now).whole_seconds().div_euclid(86_400)
 }
 
-/// True when [`days_left`] is [`WARN_DAYS`] or fewer (or the certificate has ended).
+/// True when fewer than [`WARN_DAYS`] whole days are left (or the certificate has ended): the same rule as
+/// `kvproxy doctor`'s warning, so the window and Check never disagree.
 pub fn flagged(expires: OffsetDateTime, now: OffsetDateTime) -> bool {
-    days_left(expires, now) <= WARN_DAYS
+    days_left(expires, now) < WARN_DAYS
 }
 
 /// The profiles among `certificates` (profile, expiry) whose certificate is [`flagged`] at `now`.
@@ -236,16 +237,15 @@ mod tests {
     }
 
     #[test]
-    fn thirty_whole_days_and_fewer_are_flagged_thirty_one_are_not() {
+    fn fewer_than_thirty_whole_days_are_flagged_thirty_are_not() {
         let now = datetime!(2026-12-08 12:00 UTC);
         let days = time::Duration::days;
-        assert!(!flagged(now + days(32), now));
         assert!(!flagged(now + days(31), now), "31 days left");
+        assert!(!flagged(now + days(30), now), "30 days left, as doctor: no warning");
         assert!(
-            flagged(now + days(31) - time::Duration::seconds(1), now),
-            "30 days and 23:59:59"
+            flagged(now + days(30) - time::Duration::seconds(1), now),
+            "29 days and 23:59:59"
         );
-        assert!(flagged(now + days(30), now), "30 days left");
         assert!(flagged(now + time::Duration::hours(1), now));
         assert!(flagged(now, now), "ends this very moment");
         assert!(flagged(now - days(2), now), "expired");
@@ -263,8 +263,8 @@ mod tests {
             now,
             [
                 ("year".to_string(), now + days(365)),
-                ("edge-out".to_string(), now + days(31)),
-                ("edge-in".to_string(), now + days(30)),
+                ("edge-out".to_string(), now + days(30)),
+                ("edge-in".to_string(), now + days(30) - time::Duration::seconds(1)),
                 ("soon".to_string(), now + days(3)),
                 ("gone".to_string(), now - days(1)),
             ],
