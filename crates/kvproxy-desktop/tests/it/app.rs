@@ -223,10 +223,13 @@ fn kvproxy_bin() -> PathBuf {
     cli
 }
 
-/// A GET on the app's API, as curl would send it; `None` when nothing listens.
-fn http_get(port: u16, path: &str, api_key: Option<&str>) -> Option<(u16, String)> {
+/// A GET on the app's API, as curl would send it; `None` when nothing listens. The answer may wait for the
+/// user (a profile that asks first), so it is waited for as long as a question can stay open.
+pub fn http_get(port: u16, path: &str, api_key: Option<&str>) -> Option<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+    stream
+        .set_read_timeout(Some(kvproxy_app::approval::CONFIRM_TIMEOUT))
+        .ok()?;
     let auth = api_key.map(|k| format!("X-Api-Key: {k}\r\n")).unwrap_or_default();
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\n{auth}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;

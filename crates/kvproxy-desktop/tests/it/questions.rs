@@ -3,11 +3,10 @@
 //! Allow is remembered for that program, a Deny is a 403, and where notifications have no buttons the window
 //! opens to ask and a question nobody answers ends in a 403 when the wait is over.
 
-use crate::app::{App, Tenant, store};
+use crate::app::{App, Tenant, http_get, store};
 use crate::bus::{NotificationServer, TrayHost};
 use crate::session::Session;
 use crate::{TIMEOUT, wait_until};
-use std::io::{Read, Write};
 use std::thread::JoinHandle;
 
 const KEY: &str = "confirm-test-key-0123456789-abcdefghijklmnopq";
@@ -16,20 +15,7 @@ const KEY: &str = "confirm-test-key-0123456789-abcdefghijklmnopq";
 /// when the user has answered.
 fn ask_for_token(port: u16, profile: &str) -> JoinHandle<(u16, String)> {
     let path = format!("/api/profiles/{profile}/token");
-    std::thread::spawn(move || {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nX-Api-Key: {KEY}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).expect("send the request");
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).expect("read the answer");
-        let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
-    })
+    std::thread::spawn(move || http_get(port, &path, Some(KEY)).expect("the API answers"))
 }
 
 fn confirm_profiles(session: &Session, tenant: &Tenant, names: &[&str]) {

@@ -3,7 +3,7 @@
 //! writes screenshots of every view to `target/screenshots/` (light and dark); `make screenshots` copies them
 //! into `docs/`.
 
-use crate::app::{App, Tenant, store, window_bin};
+use crate::app::{App, Tenant, http_get, store, window_bin};
 use crate::bus::{NotificationServer, TrayHost};
 use crate::session::Session;
 use crate::x11;
@@ -555,22 +555,16 @@ fn a_question_shows_in_the_window_and_allow_lets_the_program_through() {
         };
         w.find("//ul[@id='profile-list']//button[contains(., 'asking')][contains(., 'asks first')]")
             .await;
-        let waiting = std::thread::spawn(move || {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the API");
-            let request = format!(
-                "GET /api/profiles/asking/token HTTP/1.1\r\nHost: localhost:{port}\r\nX-Api-Key: {KEY}\r\nConnection: close\r\n\r\n"
-            );
-            std::io::Write::write_all(&mut stream, request.as_bytes()).expect("send");
-            let mut answer = String::new();
-            std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
-            answer
-        });
+        let waiting = std::thread::spawn(move || http_get(port, "/api/profiles/asking/token", Some(KEY)));
         let title = w
             .text("//dialog[@id='question'][@open]//h3[@id='question-title']")
             .await;
         assert_eq!(title, "Allow a token for asking?");
         let question = w.text("//dialog[@id='question'][@open]//p[@id='question-text']").await;
-        assert!(question.contains(&format!("(pid {})", std::process::id())), "{question}");
+        assert!(
+            question.contains(&format!("(pid {})", std::process::id())),
+            "{question}"
+        );
         assert!(question.contains("api://"), "{question}");
         w.screenshot("question").await;
         w.find("//dialog[@open]//select[@id='question-remember']")
@@ -579,8 +573,8 @@ fn a_question_shows_in_the_window_and_allow_lets_the_program_through() {
             .await
             .expect("choose 15 minutes");
         w.click("dialog", "Allow").await;
-        let answer = waiting.join().expect("the request thread");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let (status, body) = waiting.join().expect("the request thread").expect("the API answers");
+        assert_eq!(status, 200, "{body}");
         w.until("the dialog to close", || async {
             let open = w
                 .client
